@@ -1,0 +1,95 @@
+"""fetch: build the raw retrieval corpus, split into train and eval by document group.
+
+    python stages/fetch.py            (run by `dvc repro fetch`)
+
+Writes data/raw/train.parquet (query, page source) and data/raw/eval/ (documents, queries, qrels),
+plus metrics/fetch.json with counts and the versions of the packages the corpus came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vdr.corpus import docstring_entries, package_version, stable_rank
+from vdr.params import load_params
+from vdr.shards import atomic_path, write_json, write_qrels
+
+
+def split_by_group(entries, num_eval_pages: int, seed: int):
+    """Whole groups (a package's sub-package) go to eval, in a seeded order, until they hold enough pages."""
+    by_group = defaultdict(list)
+    for entry in entries:
+        by_group[entry.group].append(entry)
+    eval_groups, eval_entries = [], []
+    for group in sorted(by_group, key=lambda g: stable_rank(g, seed)):
+        if len(eval_entries) >= num_eval_pages:
+            break
+        eval_groups.append(group)
+        eval_entries.extend(by_group[group])
+    train_entries = [e for e in entries if e.group not in set(eval_groups)]
+    return train_entries, eval_entries, eval_groups
+
+
+def main(params_path: str, output: Path, metrics_path: Path) -> None:
+    # 1. Parameters
+    params = load_params(params_path).fetch
+
+    # 2. Every usable docstring of the pinned packages
+    entries, dropped = docstring_entries(
+        params.packages, params.min_summary_chars, params.max_summary_chars, params.min_body_chars, params.max_body_chars
+    )
+    print(f"{len(entries)} docstrings from {', '.join(params.packages)}; dropped {dropped}")
+
+    # 3. Split by group: no eval document, nor any document of its group, is seen in training
+    train_entries, eval_entries, eval_groups = split_by_group(entries, params.num_eval_pages, params.seed)
+    if len(eval_entries) < params.num_eval_pages:
+        raise ValueError(f"fetch.num_eval_pages: asked for {params.num_eval_pages}, the packages give only {len(eval_entries)}; add packages or lower it")
+    if len(train_entries) < params.num_train_pairs:
+        raise ValueError(f"fetch.num_train_pairs: asked for {params.num_train_pairs}, only {len(train_entries)} remain for training; add packages or lower it")
+
+    # 4. Sample, deterministically: eval pages (all from the eval groups, so they are each other's
+    #    near neighbours), eval queries among them, and the training pairs
+    by_rank = lambda e: stable_rank(e.doc_id, params.seed)  # noqa: E731
+    eval_pages = sorted(eval_entries, key=by_rank)[: params.num_eval_pages]
+    eval_queries = sorted(eval_pages, key=lambda e: stable_rank("query:" + e.doc_id, params.seed))[: params.num_eval_queries]
+    train_pairs = sorted(train_entries, key=by_rank)[: params.num_train_pairs]
+
+    # 5. Write data/raw atomically
+    documents_schema = pa.schema([("id", pa.string()), ("group", pa.string()), ("title", pa.string()), ("body", pa.string())])
+    with atomic_path(output) as raw:
+        (raw / "eval").mkdir(parents=True)
+        train_rows = [{"id": e.doc_id, "group": e.group, "title": e.title, "body": e.body, "query": e.summary} for e in train_pairs]
+        pq.write_table(pa.Table.from_pylist(train_rows, schema=documents_schema.append(pa.field("query", pa.string()))), raw / "train.parquet")
+        eval_rows = [{"id": e.doc_id, "group": e.group, "title": e.title, "body": e.body} for e in eval_pages]
+        pq.write_table(pa.Table.from_pylist(eval_rows, schema=documents_schema), raw / "eval" / "documents.parquet")
+        query_rows = [{"id": f"q:{e.doc_id}", "text": e.summary} for e in eval_queries]
+        pq.write_table(pa.Table.from_pylist(query_rows, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), raw / "eval" / "queries.parquet")
+        write_qrels(raw / "eval" / "qrels.tsv", {f"q:{e.doc_id}": {e.doc_id: 1} for e in eval_queries})
+
+    write_json(
+        metrics_path,
+        {
+            "train_pairs": len(train_pairs),
+            "eval_queries": len(eval_queries),
+            "eval_pages": len(eval_pages),
+            "eval_groups": len(eval_groups),
+            "docstrings_available": len(entries),
+            "dropped": dropped,
+            "package_versions": {package: package_version(package) for package in params.packages},
+        },
+    )
+    print(f"train pairs {len(train_pairs)}; eval: {len(eval_queries)} queries, {len(eval_pages)} pages from groups {eval_groups}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--output", type=Path, default=Path("data/raw"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/fetch.json"))
+    args = parser.parse_args()
+    main(args.params, args.output, args.metrics)

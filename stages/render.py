@@ -1,0 +1,101 @@
+"""render: typeset every document to an A4 PDF and rasterise its first page with pypdfium2.
+
+    python stages/render.py           (run by `dvc repro render`)
+
+Writes Parquet shards with the page image (PNG bytes) and the page's PDF text layer:
+  data/pages/train/part-*.parquet    id, query, image, text
+  data/pages/eval/                   BEIR layout: corpus/part-*.parquet (id, image, text), queries.parquet, qrels.tsv
+A query whose text appears verbatim on its own page is dropped (and counted in metrics/render.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from vdr.corpus import normalise_whitespace
+from vdr.pages import render_document
+from vdr.params import load_params
+from vdr.shards import atomic_path, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
+
+PAGE_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())])
+
+
+def _render(job):
+    doc_id, title, body, dpi = job
+    try:
+        page = render_document(title, body, dpi)
+    except Exception as error:  # a document that cannot be typeset names itself
+        raise RuntimeError(f"render: document '{doc_id}' could not be typeset or rasterised: {error}") from error
+    return {"id": doc_id, "image": page.png, "text": page.text, "width": page.width, "height": page.height}
+
+
+def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
+    jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
+    if workers == 1:
+        return [_render(job) for job in tqdm(jobs, desc=description)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(_render, jobs, chunksize=8), total=len(jobs), desc=description))
+
+
+def query_on_page(query: str, page_text: str) -> bool:
+    return normalise_whitespace(query) in normalise_whitespace(page_text)
+
+
+def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
+    # 1. Parameters and inputs
+    params = load_params(params_path).render
+    train = read_table(raw / "train.parquet")
+    require_columns(train, ["id", "title", "body", "query"], raw / "train.parquet")
+    documents = read_table(raw / "eval" / "documents.parquet")
+    require_columns(documents, ["id", "title", "body"], raw / "eval" / "documents.parquet")
+    queries = read_table(raw / "eval" / "queries.parquet")
+    qrels = read_qrels(raw / "eval" / "qrels.tsv")
+
+    # 2. Typeset and rasterise
+    train_pages = render_all(train, params.dpi, params.workers, "render train")
+    eval_pages = render_all(documents, params.dpi, params.workers, "render eval")
+
+    # 3. A query must not be readable verbatim on its own page
+    train_queries = train["query"].to_pylist()
+    kept_train = [dict(page, query=q) for page, q in zip(train_pages, train_queries) if not query_on_page(q, page["text"])]
+    page_text = {page["id"]: page["text"] for page in eval_pages}
+    query_text = dict(zip(queries["id"].to_pylist(), queries["text"].to_pylist()))
+    kept_qrels = {
+        q: docs for q, docs in qrels.items() if not any(query_on_page(query_text[q], page_text[d]) for d, s in docs.items() if s > 0)
+    }
+    kept_queries = [{"id": q, "text": query_text[q]} for q in query_text if q in kept_qrels]
+
+    # 4. Write shards atomically
+    with atomic_path(output) as pages:
+        write_shards(pages / "train", kept_train, PAGE_SCHEMA.append(pa.field("query", pa.string())), params.shard_size)
+        write_shards(pages / "eval" / "corpus", eval_pages, PAGE_SCHEMA, params.shard_size)
+        pq.write_table(pa.Table.from_pylist(kept_queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), pages / "eval" / "queries.parquet")
+        write_qrels(pages / "eval" / "qrels.tsv", kept_qrels)
+
+    write_json(
+        metrics_path,
+        {
+            "train_pages": len(kept_train),
+            "eval_pages": len(eval_pages),
+            "eval_queries": len(kept_queries),
+            "dropped_query_on_page": {"train": len(train_pages) - len(kept_train), "eval": len(qrels) - len(kept_qrels)},
+            "dpi": params.dpi,
+            "mean_page_text_chars": round(sum(len(p["text"]) for p in eval_pages + train_pages) / max(len(eval_pages) + len(train_pages), 1), 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--output", type=Path, default=Path("data/pages"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/render.json"))
+    args = parser.parse_args()
+    main(args.params, args.raw, args.output, args.metrics)

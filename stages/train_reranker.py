@@ -1,0 +1,92 @@
+"""train_reranker: a CrossEncoder trained on (query, page, label) pairs from the mined negatives.
+
+    python stages/train_reranker.py   (run by `dvc repro train_reranker`)
+
+Starts from models.reranker (for the `cpu` profile the MiniLM weights, given a fresh one-logit
+head), BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves
+through DVCLive (dvclive/train_reranker). Writes models/reranker.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from datasets import Dataset
+from dvclive import Live
+from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+from transformers.integrations import DVCLiveCallback
+
+from vdr.models import load_reranker
+from vdr.params import load_params
+from vdr.shards import atomic_path, read_table, require_columns
+
+
+def labelled_pairs(table, negatives_per_positive: int) -> Dataset:
+    """(query, positive, 1) and (query, negative_j, 0) for j = 1..negatives_per_positive."""
+    negative_columns = [f"negative_{j}" for j in range(1, negatives_per_positive + 1)]
+    queries, pages, labels = [], [], []
+    for row in table.to_pylist():
+        queries.append(row["query"]), pages.append(row["positive"]), labels.append(1.0)
+        for column in negative_columns:
+            queries.append(row["query"]), pages.append(row[column]), labels.append(0.0)
+    return Dataset.from_dict({"query": queries, "page": pages, "label": labels})
+
+
+def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_dir: Path) -> None:
+    # 1. Parameters and the base reranker
+    params = load_params(params_path)
+    train = params.train_reranker
+    model = load_reranker(params.models.reranker, train.max_length)
+
+    # 2. Labelled pairs from the mined negatives
+    table = read_table(mined / "train.parquet")
+    negative_columns = [f"negative_{j}" for j in range(1, train.negatives_per_positive + 1)]
+    if train.negatives_per_positive > params.mine.num_negatives:
+        raise ValueError(
+            f"train_reranker.negatives_per_positive: {train.negatives_per_positive} exceeds mine.num_negatives ({params.mine.num_negatives})"
+        )
+    require_columns(table, ["query", "positive", *negative_columns], mined / "train.parquet")
+    # the embedder trains on the first rows; the reranker takes the rows after them when there are enough
+    start = min(params.train_embedder.max_train_samples, max(len(table) - train.max_train_queries, 0))
+    dataset = labelled_pairs(table.slice(start, train.max_train_queries), train.negatives_per_positive)
+    print(f"training on {len(dataset)} (query, page, label) pairs")
+
+    # 3. Loss
+    loss = BinaryCrossEntropyLoss(model)
+
+    # 4. Training arguments
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=train.epochs,
+        per_device_train_batch_size=train.batch_size,
+        learning_rate=train.learning_rate,
+        warmup_ratio=train.warmup_ratio,
+        logging_steps=1,
+        save_strategy="no",
+        seed=train.seed,
+        data_seed=train.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+    )
+
+    # 5. Train with DVCLive curves
+    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None)
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[DVCLiveCallback(live=live)])
+    trainer.train()
+
+    # 6. Save atomically
+    with atomic_path(output) as temporary:
+        model.save_pretrained(str(temporary))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--mined", type=Path, default=Path("data/mined"))
+    parser.add_argument("--output", type=Path, default=Path("models/reranker"))
+    parser.add_argument("--checkpoints", type=Path, default=Path("models/checkpoints/reranker"))
+    parser.add_argument("--live", type=Path, default=Path("dvclive/train_reranker"))
+    args = parser.parse_args()
+    main(args.params, args.mined, args.output, args.checkpoints, args.live)

@@ -1,0 +1,45 @@
+"""Encode once, truncate Matryoshka dimensions, search, rerank."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def encode_queries(model, texts: list[str], batch_size: int) -> np.ndarray:
+    return model.encode_query(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=True)
+
+
+def encode_documents(model, documents: list, batch_size: int) -> np.ndarray:
+    return model.encode_document(documents, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=True)
+
+
+def truncate(embeddings: np.ndarray, dim: int) -> np.ndarray:
+    """Keep the first `dim` Matryoshka dimensions and renormalise to unit length."""
+    if dim > embeddings.shape[1]:
+        raise ValueError(f"dimension {dim} is larger than the model's embedding size {embeddings.shape[1]}")
+    head = embeddings[:, :dim].astype(np.float32)
+    norms = np.linalg.norm(head, axis=1, keepdims=True)
+    return head / np.maximum(norms, 1e-12)
+
+
+def search(query_embeddings: np.ndarray, document_embeddings: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine top-k per query: (indices, scores), best first; ties go to the lower document index."""
+    scores = query_embeddings @ document_embeddings.T
+    top_k = min(top_k, scores.shape[1])
+    # lexsort sorts by the last key first: score descending, then index ascending
+    order = np.stack([np.lexsort((np.arange(row.size), -row))[:top_k] for row in scores])
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def to_run(query_ids: list[str], document_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
+    return {
+        query_id: {document_ids[i]: float(s) for i, s in zip(row_indices, row_scores)}
+        for query_id, row_indices, row_scores in zip(query_ids, indices, scores)
+    }
+
+
+def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int) -> np.ndarray:
+    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`."""
+    pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
+    scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)

@@ -1,0 +1,131 @@
+"""Parquet shards, the BEIR retrieval layout, and writes that never leave a half-written output.
+
+A dataset directory in the BEIR / MTEB layout holds
+  corpus.parquet or corpus/*.parquet   columns: id, and image (PNG/JPEG bytes) and/or text
+  queries.parquet                      columns: id, text
+  qrels.tsv                            header: query-id, corpus-id, score
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path):
+    """Yield a temporary sibling path; on success it replaces `final` in one rename, on error it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent)) / final.name
+    try:
+        yield temporary
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        elif final.exists() or final.is_symlink():
+            final.unlink()
+        os.replace(temporary, final)
+    finally:
+        shutil.rmtree(temporary.parent, ignore_errors=True)
+
+
+def write_json(path: str | Path, data) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_table(path: str | Path, table: pa.Table) -> None:
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary)
+
+
+def write_shards(directory: Path, rows: list[dict], schema: pa.Schema, shard_size: int, prefix: str = "part") -> None:
+    """Write rows as numbered Parquet shards of at most `shard_size` rows into `directory` (which must be new)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for number, start in enumerate(range(0, max(len(rows), 1), shard_size)):
+        chunk = rows[start : start + shard_size]
+        pq.write_table(pa.Table.from_pylist(chunk, schema=schema), directory / f"{prefix}-{number:05d}.parquet")
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one Parquet file or a directory of shards (sorted by name)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the stage that produces it first (dvc repro)")
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"{path} holds no .parquet shards")
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    return pq.read_table(path, columns=columns)
+
+
+def require_columns(table: pa.Table, columns: list[str], where: str | Path) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; found {table.column_names}")
+
+
+def write_qrels(path: Path, qrels: dict[str, dict[str, int]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["query-id", "corpus-id", "score"])
+        for query_id, documents in qrels.items():
+            for corpus_id, score in documents.items():
+                writer.writerow([query_id, corpus_id, score])
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if header != ["query-id", "corpus-id", "score"]:
+            raise ValueError(f"{path}: the header must be 'query-id<TAB>corpus-id<TAB>score', found {header}")
+        for line_number, row in enumerate(reader, start=2):
+            if len(row) != 3:
+                raise ValueError(f"{path}, line {line_number}: expected 3 tab-separated fields, found {row}")
+            try:
+                score = int(row[2])
+            except ValueError:
+                raise ValueError(f"{path}, line {line_number}: score '{row[2]}' is not an integer") from None
+            qrels.setdefault(row[0], {})[row[1]] = score
+    return qrels
+
+
+def corpus_path(dataset: Path) -> Path:
+    return dataset / "corpus.parquet" if (dataset / "corpus.parquet").exists() else dataset / "corpus"
+
+
+def load_beir(dataset: str | Path) -> tuple[pa.Table, dict[str, str], dict[str, dict[str, int]]]:
+    """(corpus table, {query id: text}, qrels) of a BEIR-layout dataset directory, checked for consistency."""
+    dataset = Path(dataset)
+    corpus = read_table(corpus_path(dataset))
+    require_columns(corpus, ["id"], corpus_path(dataset))
+    if "text" not in corpus.column_names and "image" not in corpus.column_names:
+        raise ValueError(f"{corpus_path(dataset)}: needs a 'text' or an 'image' column")
+    queries_table = read_table(dataset / "queries.parquet")
+    require_columns(queries_table, ["id", "text"], dataset / "queries.parquet")
+    queries = dict(zip(map(str, queries_table["id"].to_pylist()), queries_table["text"].to_pylist()))
+    corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
+    if len(set(corpus_ids)) != len(corpus_ids):
+        raise ValueError(f"{corpus_path(dataset)}: duplicate corpus ids")
+    if not corpus_ids:
+        raise ValueError(f"{corpus_path(dataset)}: the corpus is empty")
+    qrels = read_qrels(dataset / "qrels.tsv")
+    known = set(corpus_ids)
+    for query_id, documents in qrels.items():
+        if query_id not in queries:
+            raise ValueError(f"{dataset / 'qrels.tsv'}: query-id '{query_id}' is not in queries.parquet")
+        for corpus_id in documents:
+            if corpus_id not in known:
+                raise ValueError(f"{dataset / 'qrels.tsv'}: corpus-id '{corpus_id}' (query '{query_id}') is not in the corpus")
+    return corpus, queries, qrels
