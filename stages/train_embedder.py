@@ -28,7 +28,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     params = load_params(params_path)
     train = params.train_embedder
     model = load_embedder(params.models.embedder, train.max_seq_length)
-    dimension = model.get_sentence_embedding_dimension()
+    dimension = model.get_embedding_dimension()
     if train.matryoshka_dims[0] > dimension:
         raise ValueError(f"train_embedder.matryoshka_dims: {train.matryoshka_dims[0]} exceeds the model's embedding size {dimension}")
 

@@ -43,14 +43,8 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     # 2. Labelled pairs from the mined negatives
     table = read_table(mined / "train.parquet")
     negative_columns = [f"negative_{j}" for j in range(1, train.negatives_per_positive + 1)]
-    if train.negatives_per_positive > params.mine.num_negatives:
-        raise ValueError(
-            f"train_reranker.negatives_per_positive: {train.negatives_per_positive} exceeds mine.num_negatives ({params.mine.num_negatives})"
-        )
-    require_columns(table, ["query", "positive", *negative_columns], mined / "train.parquet")
-    # the embedder trains on the first rows; the reranker takes the rows after them when there are enough
-    start = min(params.train_embedder.max_train_samples, max(len(table) - train.max_train_queries, 0))
-    dataset = labelled_pairs(table.slice(start, train.max_train_queries), train.negatives_per_positive)
+    require_columns(table, ["query", "positive", *negative_columns], mined / "train.parquet (is train_reranker.negatives_per_positive <= mine.num_negatives?)")
+    dataset = labelled_pairs(table.slice(0, train.max_train_queries), train.negatives_per_positive)
     print(f"training on {len(dataset)} (query, page, label) pairs")
 
     # 3. Loss

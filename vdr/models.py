@@ -12,12 +12,12 @@ def resolve_model(name: str, key: str = "models") -> str:
         return name
     package, _, folder = name[len("pkg:") :].partition("/")
     spec = importlib.util.find_spec(package) if package else None
-    if spec is None or spec.origin is None:
+    if spec is None or not spec.submodule_search_locations:
         raise ValueError(
             f"{key}: '{name}' names the Python package '{package}', which is not installed; "
             "install the project's lock file (pip install -r requirements.lock)"
         )
-    path = Path(spec.origin).parent / folder
+    path = Path(list(spec.submodule_search_locations)[0]) / folder
     if not path.is_dir():
         raise ValueError(f"{key}: '{name}': the package '{package}' has no folder '{folder}' ({path})")
     return str(path)

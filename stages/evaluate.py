@@ -1,0 +1,105 @@
+"""evaluate: base embedder, finetuned embedder, and finetuned embedder + reranker on the held-out set.
+
+    python stages/evaluate.py         (run by `dvc repro evaluate`)
+
+Each model encodes the corpus and the queries ONCE at full size; every Matryoshka dimension is
+scored by truncating and renormalising those embeddings. Metrics come from pytrec_eval.
+Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
+reports/results.md and TREC run files in data/runs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vdr.evaluation import ir_metrics, write_trec_run
+from vdr.models import load_embedder, load_reranker
+from vdr.params import load_params
+from vdr.report import ndcg_by_dimension, results_table
+from vdr.retrieval import encode_documents, encode_queries, rerank, search, to_run, truncate
+from vdr.shards import atomic_path, load_beir, write_json
+
+RUN_DEPTH = 100  # documents kept per query in run files; recall@100 and map@100 need them
+
+
+def score_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, dims, batch_size):
+    """Metrics at full size and per dimension from one encoding pass; also the full-size top-100 search."""
+    query_embeddings = encode_queries(model, query_texts, batch_size)
+    document_embeddings = encode_documents(model, documents, batch_size)
+    full = query_embeddings.shape[1]
+    results, searches = {}, {}
+    for dim in sorted({full, *[d for d in dims if d <= full]}, reverse=True):
+        indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)
+        searches[dim] = (indices, scores)
+        results[str(dim)] = ir_metrics(to_run(query_ids, corpus_ids, indices, scores), qrels)
+    return {**results[str(full)], "dims": results}, searches[full]
+
+
+def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metrics_path: Path, plots_path: Path, report_path: Path, runs: Path) -> None:
+    # 1. Parameters and the held-out set
+    params = load_params(params_path)
+    evaluate = params.evaluate
+    corpus, queries, qrels = load_beir(dataset)
+    if "text" not in corpus.column_names:
+        raise ValueError(f"{dataset}: this evaluation reads the page text layer; the corpus has no 'text' column")
+    corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
+    documents = corpus["text"].to_pylist()
+    query_ids = [q for q in queries if q in qrels]
+    query_texts = [queries[q] for q in query_ids]
+    print(f"{len(query_ids)} queries, {len(corpus_ids)} pages")
+
+    # 2. Base and finetuned embedders, one encoding pass each
+    metrics, top = {}, {}
+    for name, model_path in (("base", params.models.embedder), ("finetuned", str(embedder))):
+        model = load_embedder(model_path, evaluate.max_seq_length)
+        metrics[name], top[name] = score_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
+        print(f"{name}: ndcg@10 {metrics[name]['ndcg@10']:.4f}")
+
+    # 3. Rerank the finetuned embedder's top-k with the trained reranker
+    indices, scores = top["finetuned"]
+    candidates = indices[:, : evaluate.top_k]
+    cross_encoder = load_reranker(str(reranker))
+    started = time.perf_counter()
+    rerank_scores = rerank(cross_encoder, query_texts, documents, candidates, evaluate.batch_size)
+    milliseconds_per_query = 1000 * (time.perf_counter() - started) / max(len(query_ids), 1)
+    # reranked documents first (shifted above every retrieval score), the rest of the retrieval run after them
+    offset = float(np.max(scores)) - float(np.min(rerank_scores)) + 1.0
+    reranked_run = to_run(query_ids, corpus_ids, indices, scores)
+    for query_id, row, row_scores in zip(query_ids, candidates, rerank_scores):
+        for i, score in zip(row, row_scores):
+            reranked_run[query_id][corpus_ids[i]] = float(score) + offset
+    metrics["finetuned+reranker"] = {**ir_metrics(reranked_run, qrels), "top_k": evaluate.top_k, "ms_per_query": round(milliseconds_per_query, 1)}
+    print(f"finetuned+reranker: ndcg@10 {metrics['finetuned+reranker']['ndcg@10']:.4f} ({milliseconds_per_query:.0f} ms/query)")
+
+    # 4. Metrics, plots, report, run files
+    write_json(metrics_path, metrics)
+    write_json(plots_path, ndcg_by_dimension(metrics))
+    with atomic_path(report_path) as temporary:
+        temporary.write_text(
+            "# Results\n\n"
+            f"Held-out set: {len(query_ids)} queries, {len(corpus_ids)} pages. Metrics: pytrec_eval, cosine similarity, "
+            f"reranker over the finetuned embedder's top {evaluate.top_k}.\n\n" + results_table(metrics)
+        )
+    with atomic_path(runs) as temporary:
+        temporary.mkdir()
+        for name in ("base", "finetuned"):
+            write_trec_run(temporary / f"{name}.trec", to_run(query_ids, corpus_ids, *top[name]), name)
+        write_trec_run(temporary / "finetuned+reranker.trec", reranked_run, "finetuned+reranker")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", type=Path, default=Path("data/pages/eval"))
+    parser.add_argument("--embedder", type=Path, default=Path("models/embedder"))
+    parser.add_argument("--reranker", type=Path, default=Path("models/reranker"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    parser.add_argument("--plots", type=Path, default=Path("metrics/ndcg_by_dim.json"))
+    parser.add_argument("--report", type=Path, default=Path("reports/results.md"))
+    parser.add_argument("--runs", type=Path, default=Path("data/runs"))
+    args = parser.parse_args()
+    main(args.params, args.dataset, args.embedder, args.reranker, args.metrics, args.plots, args.report, args.runs)

@@ -1,0 +1,111 @@
+"""publish: the finetuned embedder with a generated model card; pushed to the Hub only when asked.
+
+    python stages/publish.py          (run by `dvc repro publish`)
+    HF_TOKEN=... dvc exp run -S publish.push=true -S publish.repo_id=ORG/NAME publish
+
+Writes models/published (the model folder plus README.md, the card). With publish.push: true the
+folder is uploaded with huggingface_hub; otherwise nothing leaves the machine (a dry run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from vdr.hub import hub_token, push_folder
+from vdr.params import load_params
+from vdr.report import results_table
+from vdr.shards import atomic_path
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def pipeline_hashes(lock_path: Path) -> dict:
+    """sha256 of dvc.lock and the DVC hashes of the data and models this model came from."""
+    if not lock_path.exists():
+        return {}
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    hashes = {"dvc.lock sha256": hashlib.sha256(lock_path.read_bytes()).hexdigest()}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out["path"].startswith(("data/", "models/")):
+                hashes[out["path"]] = out.get("md5", "")
+    return hashes
+
+
+def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, hashes: dict) -> str:
+    versions = fetch_metrics.get("package_versions", {})
+    front_matter = {
+        "library_name": "sentence-transformers",
+        "pipeline_tag": "sentence-similarity",
+        "tags": ["sentence-transformers", "visual-document-retrieval", "matryoshka", "dvc"],
+        "base_model": params.models.embedder,
+        "language": ["en"],
+    }
+    train = params.train_embedder.model_dump()
+    return (
+        "---\n" + yaml.safe_dump(front_matter, sort_keys=False) + "---\n\n"
+        "# Finetuned embedder for document-page retrieval\n\n"
+        f"Finetuned from `{params.models.embedder}` with MatryoshkaLoss over CachedMultipleNegativesRankingLoss "
+        f"on (query, page, hard negative) triplets. Pages were typeset to PDF and rasterised; text models read the page's text layer.\n\n"
+        "## Results on the held-out set\n\n" + results_table(metrics) + "\n"
+        "## Data\n\n"
+        f"Queries and pages from the API docstrings of pinned packages: "
+        + ", ".join(f"{name} {version}" for name, version in versions.items())
+        + f"; {fetch_metrics.get('train_pairs', '?')} training pairs, evaluation on whole held-out sub-packages.\n\n"
+        "## Training parameters\n\n```yaml\n" + yaml.safe_dump({"train_embedder": train, "mine": params.mine.model_dump()}, sort_keys=False) + "```\n\n"
+        "## Provenance\n\n"
+        f"- git commit: `{commit}`\n" + "".join(f"- {key}: `{value}`\n" for key, value in hashes.items()) + "\n"
+        "Reproduce: `git checkout " + commit.removesuffix("-dirty") + " && dvc repro`\n"
+    )
+
+
+def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_path: Path, output: Path) -> None:
+    # 1. Parameters; fail before doing anything if a push cannot happen
+    params = load_params(params_path)
+    publish = params.publish
+    if publish.push:
+        hub_token()
+    if not (embedder / "modules.json").exists():
+        raise FileNotFoundError(f"{embedder} is not a saved sentence-transformers model; run `dvc repro train_embedder` first")
+
+    # 2. The model folder plus its card, written atomically
+    metrics = json.loads(metrics_path.read_text())
+    fetch_metrics = json.loads(fetch_metrics_path.read_text()) if fetch_metrics_path.exists() else {}
+    commit = git_commit()
+    with atomic_path(output) as folder:
+        shutil.copytree(embedder, folder)
+        (folder / "README.md").write_text(model_card(params, metrics, fetch_metrics, commit, pipeline_hashes(Path("dvc.lock"))))
+
+    # 3. Push when asked
+    if not publish.push:
+        print(f"dry run: {output} is ready; set publish.push: true and publish.repo_id to upload it")
+        return
+    experiment = os.environ.get("DVC_EXP_NAME", "workspace")
+    url = push_folder(output, publish.repo_id, publish.private, commit_message=f"Publish DVC experiment {experiment} at git {commit}")
+    print(f"published {output} to {publish.repo_id}: {url}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--embedder", type=Path, default=Path("models/embedder"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    parser.add_argument("--fetch-metrics", type=Path, default=Path("metrics/fetch.json"))
+    parser.add_argument("--output", type=Path, default=Path("models/published"))
+    args = parser.parse_args()
+    main(args.params, args.embedder, args.metrics, args.fetch_metrics, args.output)

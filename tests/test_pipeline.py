@@ -1,0 +1,88 @@
+"""End to end: the real stages through DVC on a tiny slice, then what DVC reruns after a change."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "fetch": {"packages": ["networkx"], "num_train_pairs": 24, "num_eval_queries": 10, "num_eval_pages": 30},
+    "render": {"workers": 1, "shard_size": 16},
+    "mine": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
+    "train_embedder": {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 8, "mini_batch_size": 8, "matryoshka_dims": [384, 64]},
+    "train_reranker": {"max_train_queries": 8, "max_length": 48, "batch_size": 8},
+    "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
+}
+
+
+def run(command, cwd, env):
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("tiny")
+    for name in ("dvc.yaml", "requirements.lock"):
+        shutil.copy(REPO / name, repo / name)
+    for folder in ("stages", "vdr"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    return repo
+
+
+def test_pipeline_end_to_end_and_reruns(tiny_repo, stage_env):
+    run(["git", "init", "-q"], tiny_repo, stage_env)
+    run(["dvc", "init", "-q"], tiny_repo, stage_env)
+    run(["git", "add", "-A"], tiny_repo, stage_env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], tiny_repo, stage_env)
+
+    # 1. The whole pipeline runs
+    output = run(["dvc", "repro"], tiny_repo, stage_env)
+    assert ran_stages(output) == {"fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish"}
+    metrics = json.loads((tiny_repo / "metrics/evaluate.json").read_text())
+    for system in ("base", "finetuned", "finetuned+reranker"):
+        assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
+        assert set(metrics[system]) >= {"ndcg@10", "mrr@10", "recall@10"}
+    assert set(metrics["finetuned"]["dims"]) == {"384", "64"}
+    assert (tiny_repo / "models/published/modules.json").exists()
+    card = (tiny_repo / "models/published/README.md").read_text()
+    assert "| finetuned embedder |" in card and "dvc.lock sha256" in card
+    assert "| dims | base | finetuned |" in (tiny_repo / "reports/results.md").read_text()
+    runs = (tiny_repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
+    assert len({line.split()[0] for line in runs}) == 10  # reranking never drops a query
+    shown = run(["dvc", "metrics", "show", "--json"], tiny_repo, stage_env)
+    assert "finetuned+reranker" in shown
+
+    # 2. Nothing changed: nothing reruns
+    assert "up to date" in run(["dvc", "status"], tiny_repo, stage_env)
+    assert ran_stages(run(["dvc", "repro"], tiny_repo, stage_env)) == set()
+
+    # 3. A train_embedder param reruns the embedder and what depends on it, never the data stages
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["train_embedder"]["learning_rate"] = 2e-4
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran_stages(run(["dvc", "repro"], tiny_repo, stage_env)) == {"train_embedder", "evaluate", "publish"}
+
+
+def test_missing_input_is_named(tmp_path, stage_env):
+    result = subprocess.run(
+        ["python", str(REPO / "stages/render.py"), "--params", str(REPO / "params.yaml"), "--raw", str(tmp_path / "raw")],
+        cwd=tmp_path, env=stage_env, capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "raw/train.parquet does not exist" in result.stderr

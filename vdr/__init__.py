@@ -1,0 +1,1 @@
+"""Shared library of the visual-document-retrieval pipeline: the stages in stages/ import it."""

@@ -1,0 +1,30 @@
+"""The results table (shaped like the reference post's) and the model card text."""
+
+from __future__ import annotations
+
+ROW_LABELS = {"base": "base embedder", "finetuned": "finetuned embedder", "finetuned+reranker": "finetuned embedder + reranker"}
+
+
+def results_table(metrics: dict) -> str:
+    """Markdown: one row per system at full size, then NDCG@10 per Matryoshka dimension."""
+    systems = [s for s in ROW_LABELS if s in metrics]
+    lines = [
+        "| system | NDCG@10 | MRR@10 | Recall@10 |",
+        "|---|---|---|---|",
+    ]
+    for system in systems:
+        m = metrics[system]
+        lines.append(f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} |")
+    dims = sorted({int(d) for s in ("base", "finetuned") if s in metrics for d in metrics[s].get("dims", {})}, reverse=True)
+    if dims:
+        lines += ["", "| dims | base | finetuned |", "|---|---|---|"]
+        for dim in dims:
+            cells = [f"{metrics[s]['dims'][str(dim)]['ndcg@10']:.4f}" if s in metrics else "" for s in ("base", "finetuned")]
+            lines.append(f"| {dim} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def ndcg_by_dimension(metrics: dict) -> list[dict]:
+    """Rows for `dvc plots`: NDCG@10 per embedding dimension, base vs finetuned."""
+    dims = sorted({int(d) for d in metrics["base"]["dims"]} & {int(d) for d in metrics["finetuned"]["dims"]}, reverse=True)
+    return [{"dim": d, "base": metrics["base"]["dims"][str(d)]["ndcg@10"], "finetuned": metrics["finetuned"]["dims"][str(d)]["ndcg@10"]} for d in dims]
