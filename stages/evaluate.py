@@ -14,30 +14,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
-from vdr.evaluation import ir_metrics, write_trec_run
+from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
 from vdr.models import load_embedder, load_reranker
 from vdr.params import load_params
 from vdr.report import ndcg_by_dimension, results_table
-from vdr.retrieval import encode_documents, encode_queries, rerank, search, to_run, truncate
+from vdr.retrieval import rerank, reranked, to_run
 from vdr.shards import atomic_path, load_beir, write_json
-
-RUN_DEPTH = 100  # documents kept per query in run files; recall@100 and map@100 need them
-
-
-def score_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, dims, batch_size):
-    """Metrics at full size and per dimension from one encoding pass; also the full-size top-100 search."""
-    query_embeddings = encode_queries(model, query_texts, batch_size)
-    document_embeddings = encode_documents(model, documents, batch_size)
-    full = query_embeddings.shape[1]
-    results, searches = {}, {}
-    for dim in sorted({full, *[d for d in dims if d <= full]}, reverse=True):
-        indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)
-        searches[dim] = (indices, scores)
-        results[str(dim)] = ir_metrics(to_run(query_ids, corpus_ids, indices, scores), qrels)
-    return {**results[str(full)], "dims": results}, searches[full]
-
 
 def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metrics_path: Path, plots_path: Path, report_path: Path, runs: Path) -> None:
     # 1. Parameters and the held-out set
@@ -56,7 +38,7 @@ def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metric
     metrics, top = {}, {}
     for name, model_path in (("base", params.models.embedder), ("finetuned", str(embedder))):
         model = load_embedder(model_path, evaluate.max_seq_length)
-        metrics[name], top[name] = score_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
+        metrics[name], top[name] = evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
         print(f"{name}: ndcg@10 {metrics[name]['ndcg@10']:.4f}")
 
     # 3. Rerank the finetuned embedder's top-k with the trained reranker
@@ -66,12 +48,7 @@ def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metric
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, query_texts, documents, candidates, evaluate.batch_size)
     milliseconds_per_query = 1000 * (time.perf_counter() - started) / max(len(query_ids), 1)
-    # reranked documents first (shifted above every retrieval score), the rest of the retrieval run after them
-    offset = float(np.max(scores)) - float(np.min(rerank_scores)) + 1.0
-    reranked_run = to_run(query_ids, corpus_ids, indices, scores)
-    for query_id, row, row_scores in zip(query_ids, candidates, rerank_scores):
-        for i, score in zip(row, row_scores):
-            reranked_run[query_id][corpus_ids[i]] = float(score) + offset
+    reranked_run = reranked(query_ids, corpus_ids, indices, scores, rerank_scores)
     metrics["finetuned+reranker"] = {**ir_metrics(reranked_run, qrels), "top_k": evaluate.top_k, "ms_per_query": round(milliseconds_per_query, 1)}
     print(f"finetuned+reranker: ndcg@10 {metrics['finetuned+reranker']['ndcg@10']:.4f} ({milliseconds_per_query:.0f} ms/query)")
 

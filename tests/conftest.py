@@ -7,14 +7,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def stage_env():
+def stage_environment() -> dict:
     """Environment for running stages and dvc as subprocesses with this interpreter's tools first on PATH."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["HF_HUB_OFFLINE"] = "1"
     env.pop("HF_TOKEN", None)
     return env
+
+
+@pytest.fixture
+def stage_env():
+    return stage_environment()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""End to end: the real stages through DVC on a tiny slice, then what DVC reruns after a change."""
+"""End to end: the real stages through DVC on a tiny slice; what DVC reruns after a change; determinism."""
 
 import json
 import shutil
@@ -7,10 +7,11 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, stage_environment
 
 pytestmark = pytest.mark.slow
 
+ALL_STAGES = {"fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish"}
 TINY = {
     "fetch": {"packages": ["networkx"], "num_train_pairs": 24, "num_eval_queries": 10, "num_eval_pages": 30},
     "render": {"workers": 1, "shard_size": 16},
@@ -31,53 +32,75 @@ def ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-@pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("tiny")
+def make_tiny_repo(repo, env, overrides=TINY):
+    """A git + DVC repository with this project's pipeline and tiny params."""
     for name in ("dvc.yaml", "requirements.lock"):
         shutil.copy(REPO / name, repo / name)
     for folder in ("stages", "vdr"):
         shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
+    for section, values in overrides.items():
         params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    run(["git", "init", "-q"], repo, env)
+    run(["dvc", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], repo, env)
     return repo
 
 
-def test_pipeline_end_to_end_and_reruns(tiny_repo, stage_env):
-    run(["git", "init", "-q"], tiny_repo, stage_env)
-    run(["dvc", "init", "-q"], tiny_repo, stage_env)
-    run(["git", "add", "-A"], tiny_repo, stage_env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], tiny_repo, stage_env)
+def snapshot(repo):
+    """The data and model hashes of dvc.lock and the metrics, without timings."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    hashes = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"].startswith(("data/", "models/"))}
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    metrics["finetuned+reranker"].pop("ms_per_query")
+    return hashes, metrics
 
-    # 1. The whole pipeline runs
-    output = run(["dvc", "repro"], tiny_repo, stage_env)
-    assert ran_stages(output) == {"fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish"}
-    metrics = json.loads((tiny_repo / "metrics/evaluate.json").read_text())
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    env = stage_environment()
+    repo = make_tiny_repo(tmp_path_factory.mktemp("tiny"), env)
+    output = run(["dvc", "repro"], repo, env)
+    return repo, output, snapshot(repo)
+
+
+def test_pipeline_end_to_end(first_run, stage_env):
+    repo, output, _ = first_run
+    assert ran_stages(output) == ALL_STAGES
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for system in ("base", "finetuned", "finetuned+reranker"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
         assert set(metrics[system]) >= {"ndcg@10", "mrr@10", "recall@10"}
     assert set(metrics["finetuned"]["dims"]) == {"384", "64"}
-    assert (tiny_repo / "models/published/modules.json").exists()
-    card = (tiny_repo / "models/published/README.md").read_text()
+    assert (repo / "models/published/modules.json").exists()
+    card = (repo / "models/published/README.md").read_text()
     assert "| finetuned embedder |" in card and "dvc.lock sha256" in card
-    assert "| dims | base | finetuned |" in (tiny_repo / "reports/results.md").read_text()
-    runs = (tiny_repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
+    assert "| dims | base | finetuned |" in (repo / "reports/results.md").read_text()
+    runs = (repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
     assert len({line.split()[0] for line in runs}) == 10  # reranking never drops a query
-    shown = run(["dvc", "metrics", "show", "--json"], tiny_repo, stage_env)
-    assert "finetuned+reranker" in shown
+    assert "finetuned+reranker" in run(["dvc", "metrics", "show", "--json"], repo, stage_env)
 
-    # 2. Nothing changed: nothing reruns
-    assert "up to date" in run(["dvc", "status"], tiny_repo, stage_env)
-    assert ran_stages(run(["dvc", "repro"], tiny_repo, stage_env)) == set()
 
-    # 3. A train_embedder param reruns the embedder and what depends on it, never the data stages
-    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+def test_fresh_runs_are_identical(first_run, tmp_path, stage_env):
+    _, _, first = first_run
+    second_repo = make_tiny_repo(tmp_path, stage_env)
+    run(["dvc", "repro"], second_repo, stage_env)
+    assert snapshot(second_repo) == first
+
+
+def test_only_what_changed_reruns(first_run, stage_env):
+    repo, _, _ = first_run
+    # nothing changed: nothing reruns
+    assert "up to date" in run(["dvc", "status"], repo, stage_env)
+    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == set()
+    # a train_embedder param reruns the embedder and what depends on it, never the data stages
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train_embedder"]["learning_rate"] = 2e-4
-    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran_stages(run(["dvc", "repro"], tiny_repo, stage_env)) == {"train_embedder", "evaluate", "publish"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"train_embedder", "evaluate", "publish"}
 
 
 def test_missing_input_is_named(tmp_path, stage_env):

