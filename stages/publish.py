@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from vdr.hub import hub_token, push_folder
+from vdr.hub import hub_model_id, hub_token, push_folder
 from vdr.params import load_params
 from vdr.report import results_table
 from vdr.shards import atomic_path
@@ -34,43 +34,83 @@ def git_commit() -> str:
         return "unknown"
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_params(params_path: str, commit: str) -> list[str]:
+    """`-S key=value` for each parameter that differs from params.yaml in the git commit (what `dvc exp run -S` set)."""
+    try:
+        committed = subprocess.run(["git", "show", f"{commit.removesuffix('-dirty')}:{params_path}"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    before = flatten(yaml.safe_load(committed) or {})
+    now = flatten(yaml.safe_load(Path(params_path).read_text()) or {})
+    return [f"-S '{key}={json.dumps(value)}'" for key, value in now.items() if before.get(key) != value and not key.startswith("publish.")]
+
+
 def pipeline_hashes(lock_path: Path) -> dict:
-    """sha256 of dvc.lock and the DVC hashes of the data and models this model came from."""
+    """A digest of dvc.lock's stages before publish, and the DVC hashes of the data and models this model came from.
+
+    The publish stage's own entry is left out of the digest: it is written after this card, and leaving
+    it out keeps the card (and so the upload) the same when the same model is published again.
+    """
     if not lock_path.exists():
         return {}
-    lock = yaml.safe_load(lock_path.read_text()) or {}
-    hashes = {"dvc.lock sha256": hashlib.sha256(lock_path.read_bytes()).hexdigest()}
-    for stage in lock.get("stages", {}).values():
+    stages = (yaml.safe_load(lock_path.read_text()) or {}).get("stages", {})
+    upstream = {name: stage for name, stage in stages.items() if name != "publish"}
+    hashes = {"dvc.lock sha256 (stages before publish)": hashlib.sha256(json.dumps(upstream, sort_keys=True).encode()).hexdigest()}
+    for stage in upstream.values():
         for out in stage.get("outs", []):
             if out["path"].startswith(("data/", "models/")):
                 hashes[out["path"]] = out.get("md5", "")
     return hashes
 
 
-def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, hashes: dict) -> str:
+def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, experiment: str, overrides: list[str], hashes: dict) -> str:
     versions = fetch_metrics.get("package_versions", {})
     front_matter = {
         "library_name": "sentence-transformers",
         "pipeline_tag": "sentence-similarity",
         "tags": ["sentence-transformers", "visual-document-retrieval", "matryoshka", "dvc"],
-        "base_model": params.models.embedder,
         "language": ["en"],
+        "license": "apache-2.0",
     }
-    train = params.train_embedder.model_dump()
+    base_model = hub_model_id(params.models.embedder)
+    if base_model:
+        front_matter["base_model"] = base_model
+    training = {
+        "models": params.models.model_dump(),
+        "mine": params.mine.model_dump(),
+        "train_embedder": params.train_embedder.model_dump(),
+        "train_reranker": params.train_reranker.model_dump(),
+    }
+    reproduce = f"git checkout {commit.removesuffix('-dirty')} && " + (f"dvc exp run {' '.join(overrides)}" if overrides else "dvc repro")
     return (
         "---\n" + yaml.safe_dump(front_matter, sort_keys=False) + "---\n\n"
         "# Finetuned embedder for document-page retrieval\n\n"
-        f"Finetuned from `{params.models.embedder}` with MatryoshkaLoss over CachedMultipleNegativesRankingLoss "
-        f"on (query, page, hard negative) triplets. Pages were typeset to PDF and rasterised; text models read the page's text layer.\n\n"
-        "## Results on the held-out set\n\n" + results_table(metrics) + "\n"
+        f"Finetuned from `{params.models.embedder}`" + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
+        + " with MatryoshkaLoss over CachedMultipleNegativesRankingLoss on (query, page, hard negative) triplets. "
+        "Pages were typeset to PDF and rasterised; text models read the page's text layer.\n\n"
+        "## Results on the held-out set\n\n"
+        "NDCG@10, MRR@10 and Recall@10 (pytrec_eval, cosine similarity); the reranker rescores the finetuned embedder's top candidates. "
+        "Then NDCG@10 at each Matryoshka dimension.\n\n" + results_table(metrics) + "\n"
         "## Data\n\n"
-        f"Queries and pages from the API docstrings of pinned packages: "
+        f"Queries and pages from the API docstrings of pinned packages ("
         + ", ".join(f"{name} {version}" for name, version in versions.items())
-        + f"; {fetch_metrics.get('train_pairs', '?')} training pairs, evaluation on whole held-out sub-packages.\n\n"
-        "## Training parameters\n\n```yaml\n" + yaml.safe_dump({"train_embedder": train, "mine": params.mine.model_dump()}, sort_keys=False) + "```\n\n"
+        + f"): the one-line summary is the query, the rest of the docstring the page; {fetch_metrics.get('train_pairs', '?')} training pairs, "
+        f"evaluation on {fetch_metrics.get('eval_queries', '?')} queries over {fetch_metrics.get('eval_pages', '?')} pages of whole held-out sub-packages.\n\n"
+        "## Training parameters\n\n```yaml\n" + yaml.safe_dump(training, sort_keys=False) + "```\n\n"
         "## Provenance\n\n"
-        f"- git commit: `{commit}`\n" + "".join(f"- {key}: `{value}`\n" for key, value in hashes.items()) + "\n"
-        "Reproduce: `git checkout " + commit.removesuffix("-dirty") + " && dvc repro`\n"
+        f"- git commit: `{commit}`\n"
+        f"- DVC experiment: `{experiment}`\n" + "".join(f"- {key}: `{value}`\n" for key, value in hashes.items()) + "\n"
+        f"Reproduce:\n\n```bash\n{reproduce}\n```\n"
     )
 
 
@@ -87,16 +127,23 @@ def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_pat
     metrics = json.loads(metrics_path.read_text())
     fetch_metrics = json.loads(fetch_metrics_path.read_text()) if fetch_metrics_path.exists() else {}
     commit = git_commit()
+    experiment = os.environ.get("DVC_EXP_NAME", "workspace")  # set by `dvc exp run`
+    card = model_card(params, metrics, fetch_metrics, commit, experiment, changed_params(params_path, commit), pipeline_hashes(Path("dvc.lock")))
     with atomic_path(output) as folder:
         shutil.copytree(embedder, folder)
-        (folder / "README.md").write_text(model_card(params, metrics, fetch_metrics, commit, pipeline_hashes(Path("dvc.lock"))))
+        (folder / "README.md").write_text(card)
 
-    # 3. Push when asked
+    # 3. Push when asked: one commit, unchanged files are not sent again
     if not publish.push:
         print(f"dry run: {output} is ready; set publish.push: true and publish.repo_id to upload it")
         return
-    experiment = os.environ.get("DVC_EXP_NAME", "workspace")
-    url = push_folder(output, publish.repo_id, publish.private, commit_message=f"Publish DVC experiment {experiment} at git {commit}")
+    url = push_folder(
+        output,
+        publish.repo_id,
+        publish.private,
+        commit_message=f"Publish DVC experiment {experiment} at git {commit}",
+        commit_description=f"Model card and weights from the vdr pipeline (DVC experiment `{experiment}`, git commit `{commit}`).",
+    )
     print(f"published {output} to {publish.repo_id}: {url}")
 
 

