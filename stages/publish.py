@@ -74,6 +74,16 @@ def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, hashes: 
     )
 
 
+def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
+    """publish.truncate_dim becomes the published model's default output size (sentence-transformers reads it at load)."""
+    if truncate_dim is None:
+        return
+    config_path = folder / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["truncate_dim"] = truncate_dim
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_path: Path, output: Path) -> None:
     # 1. Parameters; fail before doing anything if a push cannot happen
     params = load_params(params_path)
@@ -89,6 +99,7 @@ def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_pat
     commit = git_commit()
     with atomic_path(output) as folder:
         shutil.copytree(embedder, folder)
+        set_truncate_dim(folder, publish.truncate_dim)
         (folder / "README.md").write_text(model_card(params, metrics, fetch_metrics, commit, pipeline_hashes(Path("dvc.lock"))))
 
     # 3. Push when asked

@@ -126,7 +126,7 @@ class Mine(Section):
         return self
 
 
-Steps = float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
+Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
 
 
 class TrainEmbedder(Section):
@@ -140,7 +140,7 @@ class TrainEmbedder(Section):
     warmup_ratio: float = Field(ge=0, le=1)
     bf16: bool = False  # bf16 autocast
     batch_sampler: Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"] = "no_duplicates"
-    logging_steps: float = Field(default=1, gt=0)
+    logging_steps: int | float = Field(default=1, gt=0)
     eval_steps: Steps = Field(default=None, gt=0)  # evaluator runs during training
     save_steps: Steps = Field(default=None, gt=0)  # checkpoints
     save_total_limit: int | None = Field(default=None, ge=1)

@@ -1,13 +1,15 @@
 """A tiny random Qwen3-VL, built offline, for tests and GPU smoke checks.
 
-    python -m vdr.tiny_vlm OUTPUT_FOLDER     # writes OUTPUT_FOLDER/embedder and OUTPUT_FOLDER/reranker
+    python -m vdr.tiny_vlm OUTPUT_FOLDER     # writes OUTPUT_FOLDER/{embedder,reranker,dataset}
 
 Same architecture and loading path as Qwen/Qwen3-VL-Embedding-2B and Qwen/Qwen3-VL-Reranker-2B, at toy
 size: hidden size 64, 2 layers, a 1-block vision tower, a byte-level BPE tokenizer trained on the fly,
 the Qwen2-VL image processor and a ChatML chat template. The embedder loads with
 `SentenceTransformer(folder)` (Transformer feature-extraction -> Pooling lasttoken -> Normalize); the
 reranker with `CrossEncoder(folder)` (Transformer any-to-any -> LogitScore on the "yes"/"no" tokens).
-Nothing is downloaded.
+`synthetic_dataset` writes page screenshots in the layout of tomaarsen/llamaindex-vdr-en-train-preprocessed
+(configs train and eval; query, image, negative_0..3), and `tiny_blog_params` turns the `blog` profile into
+a run of minutes on these. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -140,8 +142,63 @@ def build(output: str | Path, seed: int = 0) -> tuple[Path, Path]:
     return output / "embedder", output / "reranker"
 
 
+TOPICS = ["revenue", "patients", "rainfall", "turbines", "tariffs", "vaccines", "satellites", "wheat", "bonds", "glaciers", "robots", "coffee"]
+
+
+def page_image(number: int, width: int = 160, height: int = 208):
+    """A page screenshot whose look depends on `number`: a title, coloured blocks, text lines."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    colour = ((number * 67) % 256, (number * 131) % 256, (number * 29) % 256)
+    draw.rectangle([8, 8, width - 8, 28], fill=colour)
+    draw.text((12, 12), f"Report {number}: {TOPICS[number % len(TOPICS)]}", fill="black")
+    for line in range(6):
+        y = 40 + line * 22 + (number % 5) * 2
+        draw.rectangle([12, y, 12 + ((number * 37 + line * 53) % (width - 24)), y + 8], fill=colour if line % 2 else "grey")
+    return image
+
+
+def synthetic_dataset(root: str | Path, train_rows: int = 24, eval_rows: int = 8) -> Path:
+    """`root/train` (a `save_to_disk` DatasetDict, split train) and `root/eval` (Parquet files, as on the Hub)."""
+    from datasets import Dataset, DatasetDict, Features, Image, Value
+
+    root = Path(root)
+    features = Features({"query": Value("string"), "image": Image(), **{f"negative_{k}": Image() for k in range(4)}})
+
+    def rows(start: int, count: int) -> Dataset:
+        numbers = range(start, start + count)
+        columns = {"query": [f"what does report {n} say about {TOPICS[n % len(TOPICS)]}?" for n in numbers], "image": [page_image(n) for n in numbers]}
+        for k in range(4):
+            columns[f"negative_{k}"] = [page_image(1000 + n * 4 + k) for n in numbers]
+        return Dataset.from_dict(columns, features=features)
+
+    DatasetDict({"train": rows(0, train_rows)}).save_to_disk(str(root / "train"))
+    (root / "eval").mkdir(parents=True, exist_ok=True)
+    rows(train_rows, eval_rows).to_parquet(str(root / "eval" / "train-00000-of-00001.parquet"))
+    return root
+
+
+def tiny_blog_params(blog: dict, embedder: str, reranker: str, dataset: str, bf16: bool = False) -> dict:
+    """The `blog` profile, every stage kept, at toy size: a local dataset, the tiny models, small batches."""
+    params = {section: dict(values) if isinstance(values, dict) else values for section, values in blog.items()}
+    fetch = {k: v for k, v in blog["fetch"].items() if k not in ("dataset", "revision")}
+    params["fetch"] = {**fetch, "source": "local", "path": dataset}
+    params["models"] = {**blog["models"], "embedder": embedder, "reranker": reranker}
+    params["models"]["model_kwargs"] = {"attn_implementation": "sdpa", "dtype": "bfloat16" if bf16 else "float32"}
+    params["render"].update(workers=1, shard_size=16, max_pixels=160 * 208)
+    params["mine"].update(batch_size=8, range_max=10)
+    params["train_embedder"].update(batch_size=8, eval_batch_size=8, mini_batch_size=4, bf16=bf16, matryoshka_dims=[64, 32], learning_rate=1e-4, evaluator_batch_size=8, eval_steps=0.5, save_steps=0.5, logging_steps=1)
+    params["train_reranker"].update(batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4)
+    params["evaluate"].update(batch_size=8, top_k=5, dims=[64, 32])
+    params["publish"].update(truncate_dim=32)
+    return params
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     for folder in build(sys.argv[1]):
         print(folder)
+    print(synthetic_dataset(Path(sys.argv[1]) / "dataset"))
