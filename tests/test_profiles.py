@@ -33,3 +33,9 @@ def test_overrides_apply_on_top_of_a_profile():
 def test_unknown_profile_is_named():
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         compose("gpu")
+
+
+def test_local_dataset_is_an_override_of_the_blog_profile():
+    composed = compose("blog", ["fetch.source=local", "+fetch.path=/data/vdr", "~fetch.dataset", "~fetch.revision"])
+    fetch = Params.model_validate(composed).fetch
+    assert fetch.source == "local" and fetch.path == "/data/vdr" and fetch.positive_column == "image"
