@@ -47,6 +47,15 @@ def pipeline_hashes(lock_path: Path) -> dict:
     return hashes
 
 
+def data_line(fetch_metrics: dict) -> str:
+    """The card's data sentence for a dataset fetched from the Hub or a local folder."""
+    origin = f"`{fetch_metrics['dataset']}` at revision `{fetch_metrics['revision']}` (commit `{fetch_metrics.get('commit', 'unknown')}`)" if "dataset" in fetch_metrics else "a local dataset"
+    return (
+        f"Training and evaluation data: {origin}; {fetch_metrics['train_pairs']} training triplets, "
+        f"evaluation on {fetch_metrics['eval_queries']} queries x {fetch_metrics['eval_pages']} pages.\n\n"
+    )
+
+
 def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, hashes: dict) -> str:
     versions = fetch_metrics.get("package_versions", {})
     front_matter = {
@@ -57,17 +66,27 @@ def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, hashes: 
         "language": ["en"],
     }
     train = params.train_embedder.model_dump()
+    if params.models.page_input == "image":
+        pages_sentence = "The model reads page screenshots."
+    else:
+        pages_sentence = "Pages were typeset to PDF and rasterised; text models read the page's text layer."
+    if "source" in fetch_metrics:
+        data_sentence = data_line(fetch_metrics)
+    else:
+        data_sentence = (
+            "Queries and pages from the API docstrings of pinned packages: "
+            + ", ".join(f"{name} {version}" for name, version in versions.items())
+            + f"; {fetch_metrics.get('train_pairs', '?')} training pairs, evaluation on whole held-out sub-packages.\n\n"
+        )
     return (
         "---\n" + yaml.safe_dump(front_matter, sort_keys=False) + "---\n\n"
         "# Finetuned embedder for document-page retrieval\n\n"
         f"Finetuned from `{params.models.embedder}` with MatryoshkaLoss over CachedMultipleNegativesRankingLoss "
-        f"on (query, page, hard negative) triplets. Pages were typeset to PDF and rasterised; text models read the page's text layer.\n\n"
+        f"on (query, page, hard negative) triplets. {pages_sentence}\n\n"
         "## Results on the held-out set\n\n" + results_table(metrics) + "\n"
         "## Data\n\n"
-        f"Queries and pages from the API docstrings of pinned packages: "
-        + ", ".join(f"{name} {version}" for name, version in versions.items())
-        + f"; {fetch_metrics.get('train_pairs', '?')} training pairs, evaluation on whole held-out sub-packages.\n\n"
-        "## Training parameters\n\n```yaml\n" + yaml.safe_dump({"train_embedder": train, "mine": params.mine.model_dump()}, sort_keys=False) + "```\n\n"
+        + data_sentence
+        + "## Training parameters\n\n```yaml\n" + yaml.safe_dump({"train_embedder": train, "mine": params.mine.model_dump()}, sort_keys=False) + "```\n\n"
         "## Provenance\n\n"
         f"- git commit: `{commit}`\n" + "".join(f"- {key}: `{value}`\n" for key, value in hashes.items()) + "\n"
         "Reproduce: `git checkout " + commit.removesuffix("-dirty") + " && dvc repro`\n"
