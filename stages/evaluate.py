@@ -2,8 +2,9 @@
 
     python stages/evaluate.py         (run by `dvc repro evaluate`)
 
-Each model encodes the corpus and the queries ONCE at full size; every Matryoshka dimension is
-scored by truncating and renormalising those embeddings. Metrics come from pytrec_eval.
+Pages are read as models.page_input says: the text layer, or the page screenshot (then the reranker
+scores (query text, page image) pairs). Each model encodes the corpus and the queries ONCE at full
+size; every Matryoshka dimension is scored by truncating and renormalising those embeddings. Metrics come from pytrec_eval.
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
 reports/results.md and TREC run files in data/runs/.
 """
@@ -15,21 +16,25 @@ import time
 from pathlib import Path
 
 from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
-from vdr.models import load_embedder, load_reranker
+from vdr.models import load_embedder, load_reranker, loading_kwargs, require_images
+from vdr.pages import decode_image
 from vdr.params import load_params
 from vdr.report import ndcg_by_dimension, results_table
 from vdr.retrieval import rerank, reranked, to_run
 from vdr.shards import atomic_path, load_beir, write_json
+
 
 def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metrics_path: Path, plots_path: Path, report_path: Path, runs: Path) -> None:
     # 1. Parameters and the held-out set
     params = load_params(params_path)
     evaluate = params.evaluate
     corpus, queries, qrels = load_beir(dataset)
-    if "text" not in corpus.column_names:
-        raise ValueError(f"{dataset}: this evaluation reads the page text layer; the corpus has no 'text' column")
+    page_column = params.models.page_input
+    if page_column not in corpus.column_names:
+        raise ValueError(f"{dataset}: models.page_input is {page_column}, but the corpus has no '{page_column}' column")
     corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
-    documents = corpus["text"].to_pylist()
+    documents = [decode_image(b) for b in corpus["image"].to_pylist()] if page_column == "image" else corpus["text"].to_pylist()
+    kwargs = loading_kwargs(params.models)
     query_ids = [q for q in queries if q in qrels]
     query_texts = [queries[q] for q in query_ids]
     print(f"{len(query_ids)} queries, {len(corpus_ids)} pages")
@@ -37,14 +42,16 @@ def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metric
     # 2. Base and finetuned embedders, one encoding pass each
     metrics, top = {}, {}
     for name, model_path in (("base", params.models.embedder), ("finetuned", str(embedder))):
-        model = load_embedder(model_path, evaluate.max_seq_length)
+        model = load_embedder(model_path, evaluate.max_seq_length, **kwargs)
+        if page_column == "image":
+            require_images(model, f"models.embedder ({name})")
         metrics[name], top[name] = evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
         print(f"{name}: ndcg@10 {metrics[name]['ndcg@10']:.4f}")
 
     # 3. Rerank the finetuned embedder's top-k with the trained reranker
     indices, scores = top["finetuned"]
     candidates = indices[:, : evaluate.top_k]
-    cross_encoder = load_reranker(str(reranker))
+    cross_encoder = load_reranker(str(reranker), **kwargs)
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, query_texts, documents, candidates, evaluate.batch_size)
     milliseconds_per_query = 1000 * (time.perf_counter() - started) / max(len(query_ids), 1)

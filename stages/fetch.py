@@ -1,9 +1,15 @@
-"""fetch: build the raw retrieval corpus, split into train and eval by document group.
+"""fetch: build the raw retrieval corpus: training queries with their pages, and a held-out eval set.
 
     python stages/fetch.py            (run by `dvc repro fetch`)
 
-Writes data/raw/train.parquet (query, page source) and data/raw/eval/ (documents, queries, qrels),
-plus metrics/fetch.json with counts and the versions of the packages the corpus came from.
+fetch.source decides where it comes from:
+  docstrings  the offline corpus (the `cpu` profile), split into train and eval by document group;
+              pages are documents to typeset (id, group, title, body)
+  hub         a Hub dataset in the layout of tomaarsen/llamaindex-vdr-en-train-preprocessed, at fetch.revision;
+              pages are screenshots (image bytes), the eval set built exactly as the reference post builds it
+  local       the same layout from a folder on disk (one folder per config)
+Writes data/raw/train.parquet (query + page) and data/raw/eval/ (documents, queries, qrels),
+plus metrics/fetch.json with counts and where the data came from.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vdr.corpus import docstring_entries, package_version, stable_rank
+from vdr.corpus import dataset_rows, docstring_entries, hub_commit, package_version, stable_rank
 from vdr.params import load_params
 from vdr.shards import atomic_path, write_json, write_qrels
 
@@ -36,30 +42,65 @@ def split_by_group(entries, num_eval_pages: int, seed: int):
 
 
 def main(params_path: str, output: Path, metrics_path: Path) -> None:
-    # 1. Parameters
     params = load_params(params_path).fetch
+    if params.source == "docstrings":
+        fetch_docstrings(params, output, metrics_path)
+    else:
+        fetch_dataset(params, output, metrics_path)
 
-    # 2. Every usable docstring of the pinned packages
+
+def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
+    # 1. Both configs, images kept as their encoded bytes
+    train_rows, queries, documents, qrels, fingerprints = dataset_rows(params)
+    print(f"train rows {len(train_rows)}; eval: {len(queries)} queries, {len(documents)} pages")
+
+    # 2. Write data/raw atomically
+    binary = [pa.field(column, pa.binary()) for column in train_rows[0] if column.startswith("negative_")] if train_rows else []
+    train_schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("image", pa.binary()), *binary])
+    with atomic_path(output) as raw:
+        (raw / "eval").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(train_rows, schema=train_schema), raw / "train.parquet")
+        pq.write_table(pa.Table.from_pylist(documents, schema=pa.schema([("id", pa.string()), ("image", pa.binary())])), raw / "eval" / "documents.parquet")
+        pq.write_table(pa.Table.from_pylist(queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), raw / "eval" / "queries.parquet")
+        write_qrels(raw / "eval" / "qrels.tsv", qrels)
+
+    origin = {"dataset": params.dataset, "revision": params.revision, "commit": hub_commit(params.dataset, params.revision)} if params.source == "hub" else {"path": params.path}
+    write_json(
+        metrics_path,
+        {
+            "train_pairs": len(train_rows),
+            "eval_queries": len(queries),
+            "eval_pages": len(documents),
+            "source": params.source,
+            **origin,
+            "configs": {"train": params.train_config, "eval": params.eval_config},
+            "fingerprints": fingerprints,
+        },
+    )
+
+
+def fetch_docstrings(params, output: Path, metrics_path: Path) -> None:
+    # 1. Every usable docstring of the pinned packages
     entries, dropped = docstring_entries(
         params.packages, params.min_summary_chars, params.max_summary_chars, params.min_body_chars, params.max_body_chars
     )
     print(f"{len(entries)} docstrings from {', '.join(params.packages)}; dropped {dropped}")
 
-    # 3. Split by group: no eval document, nor any document of its group, is seen in training
+    # 2. Split by group: no eval document, nor any document of its group, is seen in training
     train_entries, eval_entries, eval_groups = split_by_group(entries, params.num_eval_pages, params.seed)
     if len(eval_entries) < params.num_eval_pages:
         raise ValueError(f"fetch.num_eval_pages: asked for {params.num_eval_pages}, the packages give only {len(eval_entries)}; add packages or lower it")
     if len(train_entries) < params.num_train_pairs:
         raise ValueError(f"fetch.num_train_pairs: asked for {params.num_train_pairs}, only {len(train_entries)} remain for training; add packages or lower it")
 
-    # 4. Sample, deterministically: eval pages (all from the eval groups, so they are each other's
+    # 3. Sample, deterministically: eval pages (all from the eval groups, so they are each other's
     #    near neighbours), eval queries among them, and the training pairs
     by_rank = lambda e: stable_rank(e.doc_id, params.seed)  # noqa: E731
     eval_pages = sorted(eval_entries, key=by_rank)[: params.num_eval_pages]
     eval_queries = sorted(eval_pages, key=lambda e: stable_rank("query:" + e.doc_id, params.seed))[: params.num_eval_queries]
     train_pairs = sorted(train_entries, key=by_rank)[: params.num_train_pairs]
 
-    # 5. Write data/raw atomically
+    # 4. Write data/raw atomically
     documents_schema = pa.schema([("id", pa.string()), ("group", pa.string()), ("title", pa.string()), ("body", pa.string())])
     with atomic_path(output) as raw:
         (raw / "eval").mkdir(parents=True)

@@ -1,11 +1,14 @@
-"""mine: hard negatives for every training pair, with the base embedder.
+"""mine: hard negatives for every training pair, with the base embedder, or the dataset's own.
 
     python stages/mine.py             (run by `dvc repro mine`)
 
-Uses sentence-transformers' `mine_hard_negatives` over the training pages: the positive itself is
-never a candidate, candidates are taken from ranks range_min..range_max, and any candidate scoring
-above (1 - relative_margin) x the positive's score is skipped as a likely duplicate or false negative.
-Writes data/mined/train.parquet: query, positive, negative_1..negative_N (page texts).
+mine.source: mined searches the training pages with the base embedder: the positive itself is never a
+candidate, candidates are taken from ranks range_min..range_max, and any candidate scoring above
+(1 - relative_margin) x the positive's score is skipped as a likely duplicate or false negative. Text
+pages go through sentence-transformers' `mine_hard_negatives`; page images (models.page_input: image)
+through the same rule on one encoding pass of the page screenshots.
+mine.source: given keeps the negatives the dataset carries (negative_0.. in data/pages/train).
+Writes data/mined/train.parquet: query, positive, negative_1..negative_N (page texts, or PNG bytes).
 """
 
 from __future__ import annotations
@@ -15,30 +18,59 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from vdr.models import load_embedder
+from vdr.models import load_embedder, loading_kwargs, require_images
+from vdr.pages import decode_image
 from vdr.params import load_params
+from vdr.retrieval import encode_documents, encode_queries, mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
 
 
 def main(params_path: str, pages: Path, output: Path, metrics_path: Path) -> None:
-    # 1. Parameters and the base embedder
+    # 1. Parameters and the training pages
     params = load_params(params_path)
     mine = params.mine
-    model = load_embedder(params.models.embedder, mine.max_seq_length)
+    train = read_table(pages / "train")
+    page_column = "image" if params.models.page_input == "image" else "text"
+    require_columns(train, ["query", page_column], pages / "train")
+    queries, positives = train["query"].to_pylist(), train[page_column].to_pylist()
 
-    # 2. Training pairs: (query, text of its rendered page)
-    train = read_table(pages / "train", columns=["id", "query", "text"])
-    require_columns(train, ["query", "text"], pages / "train")
-    pairs = Dataset.from_dict({"query": train["query"].to_pylist(), "positive": train["text"].to_pylist()})
+    # 2. Negatives: the dataset's own, or mined with the base embedder
+    if mine.source == "given":
+        given = sorted((c for c in train.column_names if c.startswith("negative_")), key=lambda c: int(c.split("_")[1]))
+        if len(given) < mine.num_negatives:
+            raise ValueError(
+                f"mine.num_negatives: {mine.num_negatives} asked, {pages / 'train'} carries {len(given)} given negative column(s) {given}; "
+                "lower it, keep more with fetch.train_negative_columns, or set mine.source: mined"
+            )
+        columns = {"query": queries, "positive": positives}
+        columns.update({f"negative_{j + 1}": train[given[j]].to_pylist() for j in range(mine.num_negatives)})
+        mined = Dataset.from_dict(columns)
+    else:
+        model = load_embedder(params.models.embedder, mine.max_seq_length, **loading_kwargs(params.models))
+        if page_column == "image":
+            require_images(model, "models.embedder")
+            mined = mine_image_negatives(queries, positives, model, mine)
+        else:
+            mined = mine_hard_negatives_checked(Dataset.from_dict({"query": queries, "positive": positives}), model, mine)
 
-    # 3. Mine over every training page
-    mined = mine_hard_negatives_checked(pairs, model, mine)
-
-    # 4. Write
+    # 3. Write
     with atomic_path(output) as temporary:
         temporary.mkdir()
         mined.to_parquet(str(temporary / "train.parquet"))
-    write_json(metrics_path, {"pairs": len(pairs), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives})
+    write_json(metrics_path, {"pairs": len(queries), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives, "source": mine.source})
+
+
+def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) -> Dataset:
+    """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`."""
+    query_embeddings = encode_queries(model, queries, mine.batch_size)
+    page_embeddings = encode_documents(model, [decode_image(page) for page in pages], mine.batch_size)
+    chosen = mine_negatives(query_embeddings, page_embeddings, list(range(len(pages))), mine.num_negatives, mine.range_min, mine.range_max, mine.relative_margin)
+    kept = [i for i, negatives in enumerate(chosen) if negatives is not None]
+    if not kept:
+        raise ValueError("mine: no training pair kept any negative; widen mine.range_max or lower mine.relative_margin")
+    columns = {"query": [queries[i] for i in kept], "positive": [pages[i] for i in kept]}
+    columns.update({f"negative_{j + 1}": [pages[chosen[i][j]] for i in kept] for j in range(mine.num_negatives)})
+    return Dataset.from_dict(columns)
 
 
 def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:

@@ -73,6 +73,15 @@ def pipeline_hashes(lock_path: Path) -> dict:
     return hashes
 
 
+def data_line(fetch_metrics: dict) -> str:
+    """The card's data sentence for a dataset fetched from the Hub or a local folder."""
+    origin = f"`{fetch_metrics['dataset']}` at revision `{fetch_metrics['revision']}` (commit `{fetch_metrics.get('commit', 'unknown')}`)" if "dataset" in fetch_metrics else "a local dataset"
+    return (
+        f"Training and evaluation data: {origin}; {fetch_metrics['train_pairs']} training triplets, "
+        f"evaluation on {fetch_metrics['eval_queries']} queries x {fetch_metrics['eval_pages']} pages.\n\n"
+    )
+
+
 def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, experiment: str, overrides: list[str], hashes: dict) -> str:
     versions = fetch_metrics.get("package_versions", {})
     front_matter = {
@@ -91,27 +100,45 @@ def model_card(params, metrics: dict, fetch_metrics: dict, commit: str, experime
         "train_embedder": params.train_embedder.model_dump(),
         "train_reranker": params.train_reranker.model_dump(),
     }
+    if params.models.page_input == "image":
+        pages_sentence = "The model reads page screenshots."
+    else:
+        pages_sentence = "Pages were typeset to PDF and rasterised; text models read the page's text layer."
+    if "source" in fetch_metrics:
+        data_sentence = data_line(fetch_metrics)
+    else:
+        data_sentence = (
+            "Queries and pages from the API docstrings of pinned packages ("
+            + ", ".join(f"{name} {version}" for name, version in versions.items())
+            + f"): the one-line summary is the query, the rest of the docstring the page; {fetch_metrics.get('train_pairs', '?')} training pairs, "
+            f"evaluation on {fetch_metrics.get('eval_queries', '?')} queries over {fetch_metrics.get('eval_pages', '?')} pages of whole held-out sub-packages.\n\n"
+        )
     reproduce = f"git checkout {commit.removesuffix('-dirty')} && " + (f"dvc exp run {' '.join(overrides)}" if overrides else "dvc repro")
     return (
         "---\n" + yaml.safe_dump(front_matter, sort_keys=False) + "---\n\n"
         "# Finetuned embedder for document-page retrieval\n\n"
         f"Finetuned from `{params.models.embedder}`" + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
-        + " with MatryoshkaLoss over CachedMultipleNegativesRankingLoss on (query, page, hard negative) triplets. "
-        "Pages were typeset to PDF and rasterised; text models read the page's text layer.\n\n"
+        + f" with MatryoshkaLoss over CachedMultipleNegativesRankingLoss on (query, page, hard negative) triplets. {pages_sentence}\n\n"
         "## Results on the held-out set\n\n"
         "NDCG@10, MRR@10 and Recall@10 (pytrec_eval, cosine similarity); the reranker rescores the finetuned embedder's top candidates. "
         "Then NDCG@10 at each Matryoshka dimension.\n\n" + results_table(metrics) + "\n"
-        "## Data\n\n"
-        f"Queries and pages from the API docstrings of pinned packages ("
-        + ", ".join(f"{name} {version}" for name, version in versions.items())
-        + f"): the one-line summary is the query, the rest of the docstring the page; {fetch_metrics.get('train_pairs', '?')} training pairs, "
-        f"evaluation on {fetch_metrics.get('eval_queries', '?')} queries over {fetch_metrics.get('eval_pages', '?')} pages of whole held-out sub-packages.\n\n"
-        "## Training parameters\n\n```yaml\n" + yaml.safe_dump(training, sort_keys=False) + "```\n\n"
+        "## Data\n\n" + data_sentence
+        + "## Training parameters\n\n```yaml\n" + yaml.safe_dump(training, sort_keys=False) + "```\n\n"
         "## Provenance\n\n"
         f"- git commit: `{commit}`\n"
         f"- DVC experiment: `{experiment}`\n" + "".join(f"- {key}: `{value}`\n" for key, value in hashes.items()) + "\n"
         f"Reproduce:\n\n```bash\n{reproduce}\n```\n"
     )
+
+
+def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
+    """publish.truncate_dim becomes the published model's default output size (sentence-transformers reads it at load)."""
+    if truncate_dim is None:
+        return
+    config_path = folder / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["truncate_dim"] = truncate_dim
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_path: Path, output: Path) -> None:
@@ -131,6 +158,7 @@ def main(params_path: str, embedder: Path, metrics_path: Path, fetch_metrics_pat
     card = model_card(params, metrics, fetch_metrics, commit, experiment, changed_params(params_path, commit), pipeline_hashes(Path("dvc.lock")))
     with atomic_path(output) as folder:
         shutil.copytree(embedder, folder)
+        set_truncate_dim(folder, publish.truncate_dim)
         (folder / "README.md").write_text(card)
 
     # 3. Push when asked: one commit, unchanged files are not sent again

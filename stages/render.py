@@ -1,11 +1,13 @@
-"""render: typeset every document to an A4 PDF and rasterise its first page with pypdfium2.
+"""render: typeset every document to an A4 PDF and rasterise its first page with pypdfium2, or, when
+the documents arrive as screenshots (an `image` column), normalise them: RGB, at most render.max_pixels.
 
     python stages/render.py           (run by `dvc repro render`)
 
 Writes Parquet shards with the page image (PNG bytes) and the page's PDF text layer:
-  data/pages/train/part-*.parquet    id, query, image, text
+  data/pages/train/part-*.parquet    id, query, image, text (+ negative_0.. images when the dataset gives negatives)
   data/pages/eval/                   BEIR layout: corpus/part-*.parquet (id, image, text), queries.parquet, qrels.tsv
-A query whose text appears verbatim on its own page is dropped (and counted in metrics/render.json).
+Screenshots have no text layer (text is empty). A query whose text appears verbatim on its own page
+is dropped (and counted in metrics/render.json).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from vdr.corpus import normalise_whitespace
-from vdr.pages import render_document
+from vdr.pages import normalise_image, render_document
 from vdr.params import load_params
 from vdr.shards import atomic_path, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
 
@@ -43,6 +45,23 @@ def render_all(documents: pa.Table, dpi: int, workers: int, description: str) ->
         return list(tqdm(pool.imap(_render, jobs, chunksize=8), total=len(jobs), desc=description))
 
 
+def _normalise(job):
+    doc_id, data, max_pixels = job
+    try:
+        png, width, height = normalise_image(data, max_pixels)
+    except Exception as error:
+        raise RuntimeError(f"render: the image of '{doc_id}' could not be decoded: {error}") from error
+    return {"id": doc_id, "image": png, "text": "", "width": width, "height": height}
+
+
+def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
+    jobs = [(d, data, max_pixels) for d, data in zip(ids, images)]
+    if workers == 1:
+        return [_normalise(job) for job in tqdm(jobs, desc=description)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(_normalise, jobs, chunksize=8), total=len(jobs), desc=description))
+
+
 def query_on_page(query: str, page_text: str) -> bool:
     return normalise_whitespace(query) in normalise_whitespace(page_text)
 
@@ -51,15 +70,31 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
     # 1. Parameters and inputs
     params = load_params(params_path).render
     train = read_table(raw / "train.parquet")
-    require_columns(train, ["id", "title", "body", "query"], raw / "train.parquet")
     documents = read_table(raw / "eval" / "documents.parquet")
-    require_columns(documents, ["id", "title", "body"], raw / "eval" / "documents.parquet")
     queries = read_table(raw / "eval" / "queries.parquet")
     qrels = read_qrels(raw / "eval" / "qrels.tsv")
+    screenshots = "image" in documents.column_names
+    negative_columns = [c for c in train.column_names if c.startswith("negative_")]
 
-    # 2. Typeset and rasterise
-    train_pages = render_all(train, params.dpi, params.workers, "render train")
-    eval_pages = render_all(documents, params.dpi, params.workers, "render eval")
+    # 2. Pages: normalise given screenshots, or typeset and rasterise documents
+    if screenshots:
+        require_columns(train, ["id", "image", "query"], raw / "train.parquet")
+        if params.max_pixels is None:
+            raise ValueError("render.max_pixels: the pages arrive as screenshots; set the largest page size in pixels to keep")
+        train_ids = train["id"].to_pylist()
+        train_pages = normalise_all(train_ids, train["image"].to_pylist(), params.max_pixels, params.workers, "normalise train")
+        for column in negative_columns:  # the dataset's own hard negatives travel with their row
+            negatives = normalise_all(train_ids, train[column].to_pylist(), params.max_pixels, params.workers, f"normalise {column}")
+            for page, negative in zip(train_pages, negatives):
+                page[column] = negative["image"]
+        eval_pages = normalise_all(documents["id"].to_pylist(), documents["image"].to_pylist(), params.max_pixels, params.workers, "normalise eval")
+    else:
+        require_columns(train, ["id", "title", "body", "query"], raw / "train.parquet")
+        require_columns(documents, ["id", "title", "body"], raw / "eval" / "documents.parquet")
+        if params.dpi is None:
+            raise ValueError("render.dpi: the documents arrive as text to typeset; set the rasterising resolution (e.g. 100)")
+        train_pages = render_all(train, params.dpi, params.workers, "render train")
+        eval_pages = render_all(documents, params.dpi, params.workers, "render eval")
 
     # 3. A query must not be readable verbatim on its own page
     train_queries = train["query"].to_pylist()
@@ -73,7 +108,8 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
 
     # 4. Write shards atomically
     with atomic_path(output) as pages:
-        write_shards(pages / "train", kept_train, PAGE_SCHEMA.append(pa.field("query", pa.string())), params.shard_size)
+        train_schema = pa.schema([*PAGE_SCHEMA, pa.field("query", pa.string()), *[pa.field(c, pa.binary()) for c in negative_columns]])
+        write_shards(pages / "train", kept_train, train_schema, params.shard_size)
         write_shards(pages / "eval" / "corpus", eval_pages, PAGE_SCHEMA, params.shard_size)
         pq.write_table(pa.Table.from_pylist(kept_queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), pages / "eval" / "queries.parquet")
         write_qrels(pages / "eval" / "qrels.tsv", kept_qrels)
@@ -86,6 +122,7 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
             "eval_queries": len(kept_queries),
             "dropped_query_on_page": {"train": len(train_pages) - len(kept_train), "eval": len(qrels) - len(kept_qrels)},
             "dpi": params.dpi,
+            "max_pixels": params.max_pixels if screenshots else None,
             "mean_page_text_chars": round(sum(len(p["text"]) for p in eval_pages + train_pages) / max(len(eval_pages) + len(train_pages), 1), 1),
         },
     )

@@ -3,8 +3,10 @@
     python stages/train_reranker.py   (run by `dvc repro train_reranker`)
 
 Starts from models.reranker (for the `cpu` profile the MiniLM weights, given a fresh one-logit
-head), BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves
-through DVCLive (dvclive/train_reranker). Writes models/reranker.
+head; a multimodal reranker such as Qwen3-VL-Reranker keeps its any-to-any Transformer + LogitScore),
+BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves through
+DVCLive (dvclive/train_reranker). Pages are texts or, when the mined columns hold image bytes, page
+screenshots: the pairs are then (query text, page image). Writes models/reranker.
 """
 
 from __future__ import annotations
@@ -12,39 +14,44 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datasets import Dataset
+import pyarrow as pa
+
+from datasets import Dataset, Features, Image, Value
 from dvclive import Live
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers.integrations import DVCLiveCallback
 
-from vdr.models import load_reranker
+from vdr.models import load_reranker, loading_kwargs
 from vdr.params import load_params
-from vdr.shards import atomic_path, read_table, require_columns
+from vdr.shards import atomic_path, is_binary, read_table, require_columns
 
 
 def labelled_pairs(table, negatives_per_positive: int) -> Dataset:
     """(query, positive, 1) and (query, negative_j, 0) for j = 1..negatives_per_positive."""
     negative_columns = [f"negative_{j}" for j in range(1, negatives_per_positive + 1)]
+    images = is_binary(table.schema.field("positive").type)
+    as_page = (lambda value: {"bytes": value, "path": None}) if images else (lambda value: value)
     queries, pages, labels = [], [], []
     for row in table.to_pylist():
-        queries.append(row["query"]), pages.append(row["positive"]), labels.append(1.0)
+        queries.append(row["query"]), pages.append(as_page(row["positive"])), labels.append(1.0)
         for column in negative_columns:
-            queries.append(row["query"]), pages.append(row[column]), labels.append(0.0)
-    return Dataset.from_dict({"query": queries, "page": pages, "label": labels})
+            queries.append(row["query"]), pages.append(as_page(row[column])), labels.append(0.0)
+    features = Features({"query": Value("string"), "page": Image() if images else Value("string"), "label": Value("float32")})
+    return Dataset.from_dict({"query": queries, "page": pages, "label": labels}, features=features)
 
 
 def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_dir: Path) -> None:
     # 1. Parameters and the base reranker
     params = load_params(params_path)
     train = params.train_reranker
-    model = load_reranker(params.models.reranker, train.max_length)
+    model = load_reranker(params.models.reranker, train.max_length, **loading_kwargs(params.models))
 
     # 2. Labelled pairs from the mined negatives
     table = read_table(mined / "train.parquet")
     negative_columns = [f"negative_{j}" for j in range(1, train.negatives_per_positive + 1)]
     require_columns(table, ["query", "positive", *negative_columns], mined / "train.parquet (is train_reranker.negatives_per_positive <= mine.num_negatives?)")
-    dataset = labelled_pairs(table.slice(0, train.max_train_queries), train.negatives_per_positive)
+    dataset = labelled_pairs(table if train.max_train_queries is None else table.slice(0, train.max_train_queries), train.negatives_per_positive)
     print(f"training on {len(dataset)} (query, page, label) pairs")
 
     # 3. Loss
@@ -55,8 +62,10 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         output_dir=str(checkpoints),
         num_train_epochs=train.epochs,
         per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
         learning_rate=train.learning_rate,
         warmup_ratio=train.warmup_ratio,
+        bf16=train.bf16,
         logging_steps=1,
         save_strategy="no",
         seed=train.seed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 
 def resolve_model(name: str, key: str = "models") -> str:
@@ -23,21 +24,80 @@ def resolve_model(name: str, key: str = "models") -> str:
     return str(path)
 
 
-def load_embedder(name: str, max_seq_length: int | None = None, key: str = "models.embedder"):
+def loading_kwargs(models) -> dict[str, Any]:
+    """`model_kwargs` and `processor_kwargs` for both models, from params.yaml's `models` section."""
+    model_kwargs = models.model_kwargs.model_dump(exclude_none=True)
+    if model_kwargs.get("attn_implementation") == "flash_attention_2":
+        import torch
+
+        if importlib.util.find_spec("flash_attn") is None or not torch.cuda.is_available():
+            raise ValueError(
+                "models.model_kwargs.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package "
+                "(pip install flash-attn --no-build-isolation); without them set it to sdpa "
+                "(dvc exp run -S profile=blog -S models.model_kwargs.attn_implementation=sdpa)"
+            )
+    return {"model_kwargs": model_kwargs, "processor_kwargs": models.processor_kwargs.model_dump(exclude_none=True)}
+
+
+def check_processor(model, processor_kwargs: dict | None, key: str) -> None:
+    """The image bounds asked for must be the ones the processor uses: some versions silently ignore them."""
+    wanted = (processor_kwargs or {}).get("size")
+    if not wanted:
+        return
+    image_processor = getattr(getattr(model[0], "processor", None), "image_processor", None)
+    if image_processor is None:
+        raise ValueError(f"{key}: models.processor_kwargs.size is set but the model has no image processor (a text-only model?)")
+    size = image_processor.size
+    found = {edge: (size.get(edge) if isinstance(size, dict) else getattr(size, edge, None)) for edge in wanted}
+    if found != wanted:
+        raise ValueError(f"{key}: the image processor ignored models.processor_kwargs.size: asked {wanted}, it uses {size}")
+
+
+def load_embedder(
+    name: str,
+    max_seq_length: int | None = None,
+    key: str = "models.embedder",
+    model_kwargs: dict | None = None,
+    processor_kwargs: dict | None = None,
+):
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(name, key)
     if "/" not in name and not Path(path).exists():
         raise ValueError(f"{key}: '{name}' is neither a folder nor a Hub model id (owner/name)")
-    model = SentenceTransformer(path)
+    model = SentenceTransformer(path, model_kwargs=model_kwargs or None, processor_kwargs=processor_kwargs or None)
+    check_processor(model, processor_kwargs, key)
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
 
 
-def load_reranker(name: str, max_length: int | None = None, key: str = "models.reranker"):
-    """A CrossEncoder; from a plain encoder checkpoint it gets a fresh one-logit head."""
+def load_reranker(
+    name: str,
+    max_length: int | None = None,
+    key: str = "models.reranker",
+    model_kwargs: dict | None = None,
+    processor_kwargs: dict | None = None,
+):
+    """A CrossEncoder; from a plain encoder checkpoint it gets a fresh one-logit head (a saved
+    multimodal reranker keeps its own any-to-any Transformer + LogitScore)."""
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(resolve_model(name, key), num_labels=1, max_length=max_length)
+    model = CrossEncoder(
+        resolve_model(name, key),
+        num_labels=1,
+        max_length=max_length,
+        model_kwargs=model_kwargs or None,
+        processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
+    )
+    check_processor(model, processor_kwargs, key)
     return model
+
+
+def require_images(model, key: str) -> None:
+    """models.page_input: image needs a model whose processor really handles images."""
+    if "image" not in getattr(model, "modalities", []):
+        raise ValueError(
+            f"{key}: models.page_input is image but this model reads {getattr(model, 'modalities', ['text'])} only; "
+            "use a multimodal model, or check that torchvision is installed (the Qwen3-VL processor needs it)"
+        )

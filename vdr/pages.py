@@ -139,3 +139,9 @@ def normalise_image(image_bytes: bytes, max_pixels: int) -> tuple[bytes, int, in
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue(), image.width, image.height
+
+
+def decode_image(image_bytes: bytes) -> Image.Image:
+    """PNG/JPEG bytes from a shard -> an RGB PIL image, as a multimodal model takes it."""
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        return image.convert("RGB")

@@ -7,7 +7,7 @@ the value found and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,12 +17,41 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ModelKwargs(Section):
+    """Passed to `from_pretrained` of both models (`model_kwargs=`). null leaves the library default."""
+
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
+    # the weights' dtype; bfloat16 weights are the published recipe, float32 weights + `bf16: true`
+    # (autocast) in the training sections are the alternative later sentence-transformers docs advise
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = None
+
+
+class ImageSize(Section):
+    shortest_edge: int = Field(ge=1)  # transformers 5 spelling of min_pixels
+    longest_edge: int = Field(ge=1)  # ... and of max_pixels
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.shortest_edge > self.longest_edge:
+            raise ValueError("shortest_edge (min pixels) must be <= longest_edge (max pixels)")
+        return self
+
+
+class ProcessorKwargs(Section):
+    """Passed to the processor of both models (`processor_kwargs=`); checked after loading."""
+
+    size: ImageSize | None = None
+
+
 class Models(Section):
     embedder: str = Field(min_length=1)
     reranker: str = Field(min_length=1)
+    page_input: Literal["text", "image"] = "text"  # how the models read a page: its text layer or its screenshot
+    model_kwargs: ModelKwargs = ModelKwargs()
+    processor_kwargs: ProcessorKwargs = ProcessorKwargs()
 
 
-class Fetch(Section):
+class FetchDocstrings(Section):
     source: Literal["docstrings"]
     packages: list[str] = Field(min_length=1)
     min_summary_chars: int = Field(ge=1)
@@ -45,14 +74,45 @@ class Fetch(Section):
         return self
 
 
+class FetchDataset(Section):
+    """A dataset in the layout of tomaarsen/llamaindex-vdr-en-train-preprocessed: configs `train` and
+    `eval`, one split each, a query column, a positive page column and hard-negative page columns."""
+
+    train_config: str = "train"
+    eval_config: str = "eval"
+    split: str = "train"
+    query_column: str = "query"
+    positive_column: str = "image"
+    train_negative_columns: list[str] = ["negative_0"]  # kept for training (mine.source: given)
+    eval_negative_columns: list[str] = ["negative_0", "negative_1", "negative_2", "negative_3"]  # extra eval pages
+    max_train_rows: int | None = Field(default=None, ge=1)  # null: every row
+    max_eval_rows: int | None = Field(default=None, ge=1)
+
+
+class FetchHub(FetchDataset):
+    source: Literal["hub"]
+    dataset: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")  # owner/name on the Hugging Face Hub
+    revision: str = Field(min_length=1)  # a commit sha pins the data; fetch records the commit it resolved
+
+
+class FetchLocal(FetchDataset):
+    source: Literal["local"]
+    path: str = Field(min_length=1)  # a folder per config: `datasets.save_to_disk` output or *.parquet files
+
+
+Fetch = Annotated[Union[FetchDocstrings, FetchHub, FetchLocal], Field(discriminator="source")]
+
+
 class Render(Section):
-    dpi: int = Field(ge=36, le=600)
+    dpi: int | None = Field(default=None, ge=36, le=600)  # typesetting documents that arrive as text
     shard_size: int = Field(ge=1)
     workers: int = Field(ge=1)
+    max_pixels: int | None = Field(default=None, ge=784)  # given screenshots: RGB, larger ones scaled down to this
 
 
 class Mine(Section):
-    max_seq_length: int = Field(ge=8)
+    source: Literal["given", "mined"] = "mined"  # given: the dataset's own negatives; mined: with the base embedder
+    max_seq_length: int | None = Field(default=None, ge=8)
     num_negatives: int = Field(ge=1)
     range_min: int = Field(ge=0)
     range_max: int = Field(ge=1)
@@ -66,14 +126,26 @@ class Mine(Section):
         return self
 
 
+Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
+
+
 class TrainEmbedder(Section):
-    max_train_samples: int = Field(ge=2)
-    max_seq_length: int = Field(ge=8)
+    max_train_samples: int | None = Field(ge=2)  # null: every triplet
+    max_seq_length: int | None = Field(ge=8)  # null: the model's own limit (never truncate image tokens)
     epochs: float = Field(gt=0)
     batch_size: int = Field(ge=2)
+    eval_batch_size: int = Field(default=64, ge=1)
     mini_batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
+    bf16: bool = False  # bf16 autocast
+    batch_sampler: Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"] = "no_duplicates"
+    logging_steps: int | float = Field(default=1, gt=0)
+    eval_steps: Steps = Field(default=None, gt=0)  # evaluator runs during training
+    save_steps: Steps = Field(default=None, gt=0)  # checkpoints
+    save_total_limit: int | None = Field(default=None, ge=1)
+    evaluator_name: str = "eval"
+    evaluator_batch_size: int = Field(default=64, ge=1)
     matryoshka_dims: list[int] = Field(min_length=1)
     seed: int
 
@@ -85,18 +157,20 @@ class TrainEmbedder(Section):
 
 
 class TrainReranker(Section):
-    max_train_queries: int = Field(ge=1)
+    max_train_queries: int | None = Field(ge=1)  # null: every query
     negatives_per_positive: int = Field(ge=1)
-    max_length: int = Field(ge=8)
+    max_length: int | None = Field(ge=8)
     epochs: float = Field(gt=0)
     batch_size: int = Field(ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
+    bf16: bool = False
     seed: int
 
 
 class Evaluate(Section):
-    max_seq_length: int = Field(ge=8)
+    max_seq_length: int | None = Field(ge=8)
     batch_size: int = Field(ge=1)
     top_k: int = Field(ge=1)
     dims: list[int] = Field(min_length=1)
@@ -112,6 +186,7 @@ class Publish(Section):
     push: bool
     repo_id: str
     private: bool
+    truncate_dim: int | None = Field(default=None, ge=1)  # the published model's default output size
 
     @model_validator(mode="after")
     def _repo(self):
@@ -121,6 +196,7 @@ class Publish(Section):
 
 
 class Params(Section):
+    profile_name: str = "cpu"  # which conf/profile composed this file; a record only, no stage reads it
     models: Models
     fetch: Fetch
     render: Render
@@ -135,8 +211,16 @@ class ParamsError(ValueError):
     pass
 
 
+FETCH_SOURCES = ("docstrings", "hub", "local")
+
+
 def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    location = list(error["loc"])
+    if location[:1] == ["fetch"] and len(location) > 1 and location[1] in FETCH_SOURCES:
+        del location[1]  # pydantic names the union member; the user knows it as fetch.source
+    if error["type"] == "union_tag_invalid":
+        location.append("source")
+    key = ".".join(str(part) for part in location)
     value = error.get("input")
     message = error["msg"]
     if error["type"] == "extra_forbidden":

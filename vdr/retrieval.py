@@ -57,3 +57,17 @@ def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray
         for i, score in zip(row, row_scores):
             run[query_id][document_ids[i]] = float(score) + offset
     return run
+
+def mine_negatives(
+    query_embeddings: np.ndarray, page_embeddings: np.ndarray, positives: list[int], num_negatives: int, range_min: int, range_max: int, relative_margin: float
+) -> list[list[int] | None]:
+    """Hard negatives by page index, for any page modality: for query i, the best-scoring pages at ranks
+    range_min..range_max other than its positive, skipping any that score above (1 - relative_margin) x the
+    positive's score (a likely duplicate or unlabelled positive). None where fewer than num_negatives remain."""
+    chosen = []
+    for i, positive in enumerate(positives):
+        scores = page_embeddings @ query_embeddings[i]
+        ceiling = (1 - relative_margin) * scores[positive]
+        ranked = [j for j in np.lexsort((np.arange(scores.size), -scores))[range_min:range_max] if j != positive and scores[j] <= ceiling]
+        chosen.append([int(j) for j in ranked[:num_negatives]] if len(ranked) >= num_negatives else None)
+    return chosen

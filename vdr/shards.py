@@ -68,6 +68,11 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns)
 
 
+def is_binary(data_type: pa.DataType) -> bool:
+    """Whether a column holds bytes (page images) rather than strings (page texts)."""
+    return pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
+
+
 def require_columns(table: pa.Table, columns: list[str], where: str | Path) -> None:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
