@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.test_pipeline import run, tiny_repo  # noqa: F401  (tiny_repo is a fixture)
+from tests.test_pipeline import make_tiny_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +41,8 @@ def wait_for_queue(repo, env) -> str:
     pytest.fail(f"the experiment queue did not finish within {TIMEOUT_S} s:\n{status}")
 
 
-def test_queued_sweep_shows_both_experiments(tiny_repo, stage_env):  # noqa: F811
-    run(["git", "init", "-q"], tiny_repo, stage_env)
-    run(["dvc", "init", "-q"], tiny_repo, stage_env)
-    run(["git", "add", "-A"], tiny_repo, stage_env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], tiny_repo, stage_env)
+def test_queued_sweep_shows_both_experiments(tmp_path, stage_env):
+    tiny_repo = make_tiny_repo(tmp_path, stage_env)
 
     # 1. Queue a grid over the embedder's learning rate, run the queue one experiment at a time
     grid = ",".join(str(lr) for lr in LEARNING_RATES)
