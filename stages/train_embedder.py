@@ -2,6 +2,8 @@
 
     python stages/train_embedder.py   (run by `dvc repro train_embedder`)
 
+With train_embedder.num_processes > 1 it relaunches itself under torchrun (one process per GPU).
+
 MatryoshkaLoss over CachedMultipleNegativesRankingLoss, SentenceTransformerTrainer, training
 curves through DVCLive (dvclive/train_embedder). Writes the finetuned model to models/embedder.
 """
@@ -18,6 +20,7 @@ from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, Mat
 from sentence_transformers.training_args import BatchSamplers
 from transformers.integrations import DVCLiveCallback
 
+from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.shards import atomic_path, read_table, require_columns
@@ -27,6 +30,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     # 1. Parameters and the base model
     params = load_params(params_path)
     train = params.train_embedder
+    relaunch_distributed(train.num_processes)
     model = load_embedder(params.models.embedder, train.max_seq_length)
     dimension = model.get_embedding_dimension()
     if train.matryoshka_dims[0] > dimension:
@@ -42,7 +46,9 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     print(f"training on {len(dataset)} triplets")
 
     # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension
-    inner_loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=train.mini_batch_size)
+    inner_loss = CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=train.mini_batch_size, gather_across_devices=train.gather_across_devices
+    )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=train.matryoshka_dims)
 
     # 4. Training arguments
@@ -61,12 +67,14 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         dataloader_num_workers=0,
     )
 
-    # 5. Train, logging curves with DVCLive
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[DVCLiveCallback(live=live)])
+    # 5. Train, logging curves with DVCLive (from the main process only)
+    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks)
     trainer.train()
 
-    # 6. Save the finetuned model atomically
+    # 6. Save the finetuned model atomically (from the main process only)
+    if not is_main_process():
+        return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary))
 

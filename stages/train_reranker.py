@@ -2,6 +2,8 @@
 
     python stages/train_reranker.py   (run by `dvc repro train_reranker`)
 
+With train_reranker.num_processes > 1 it relaunches itself under torchrun (one process per GPU).
+
 Starts from models.reranker (for the `cpu` profile the MiniLM weights, given a fresh one-logit
 head), BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves
 through DVCLive (dvclive/train_reranker). Writes models/reranker.
@@ -18,6 +20,7 @@ from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncode
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers.integrations import DVCLiveCallback
 
+from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_reranker
 from vdr.params import load_params
 from vdr.shards import atomic_path, read_table, require_columns
@@ -38,6 +41,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     # 1. Parameters and the base reranker
     params = load_params(params_path)
     train = params.train_reranker
+    relaunch_distributed(train.num_processes)
     model = load_reranker(params.models.reranker, train.max_length)
 
     # 2. Labelled pairs from the mined negatives
@@ -65,12 +69,14 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         dataloader_num_workers=0,
     )
 
-    # 5. Train with DVCLive curves
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None)
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[DVCLiveCallback(live=live)])
+    # 5. Train with DVCLive curves (from the main process only)
+    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks)
     trainer.train()
 
-    # 6. Save atomically
+    # 6. Save atomically (from the main process only)
+    if not is_main_process():
+        return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary))
 

@@ -76,6 +76,8 @@ class TrainEmbedder(Section):
     warmup_ratio: float = Field(ge=0, le=1)
     matryoshka_dims: list[int] = Field(min_length=1)
     seed: int
+    num_processes: int = Field(default=1, ge=1)
+    gather_across_devices: bool = False
 
     @model_validator(mode="after")
     def _dims(self):
@@ -93,6 +95,7 @@ class TrainReranker(Section):
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
     seed: int
+    num_processes: int = Field(default=1, ge=1)
 
 
 class Evaluate(Section):

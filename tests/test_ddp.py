@@ -1,0 +1,63 @@
+"""Multi-process training: the real train_embedder stage with num_processes: 2 on the CPU (gloo backend).
+
+The same code path runs one process per GPU on a GPU box: the stage relaunches itself under torchrun.
+"""
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.ddp
+
+TOPICS = ["sorting a list", "reading a csv file", "matrix inverse", "shortest path in a graph", "fourier transform", "random sampling",
+          "string formatting", "date parsing", "linear regression", "histogram binning", "file compression", "set intersection"]
+
+
+def tiny_mined(folder):
+    rows = [
+        {"query": f"how do I do {topic}?", "positive": f"A page that explains {topic} step by step, with examples.",
+         "negative_1": f"A page about {TOPICS[(i + 1) % len(TOPICS)]} that does not answer the question."}
+        for i, topic in enumerate(TOPICS)
+    ]
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "train.parquet")
+
+
+def test_train_embedder_on_two_processes(tmp_path, stage_env):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train_embedder"].update(
+        {"max_train_samples": 12, "max_seq_length": 32, "batch_size": 4, "mini_batch_size": 4, "matryoshka_dims": [384, 64],
+         "num_processes": 2, "gather_across_devices": True}
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    tiny_mined(tmp_path / "data/mined")
+    env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+
+    result = subprocess.run([sys.executable, str(REPO / "stages/train_embedder.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+
+    # Two workers trained (each reports its data), under torchrun
+    assert "torch.distributed.run" in output
+    assert output.count("training on 12 triplets") == 2, output[-3000:]
+
+    # One model, written once by rank 0, with no temporary folders left beside it
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["embedder"]
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tmp_path / "models/embedder"), device="cpu")
+    assert model.encode(["a query"]).shape == (1, 384)
+
+    # One set of DVCLive metrics
+    assert sorted(p.name for p in (tmp_path / "dvclive").iterdir()) == ["train_embedder"]
+    metrics = json.loads((tmp_path / "dvclive/train_embedder/metrics.json").read_text())
+    assert "train" in metrics or "loss" in metrics, metrics
+    steps = (tmp_path / "dvclive/train_embedder/plots/metrics/loss.tsv").read_text().splitlines()
+    assert len(steps) > 1 and len(steps) == len(set(steps))  # one writer: no step logged twice
