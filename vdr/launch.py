@@ -6,7 +6,8 @@ and outside a distributed launch, the same script and arguments run again as
     python -m torch.distributed.run --standalone --nproc_per_node N stages/<stage>.py ARGS
 
 and the stage exits with torchrun's exit code. Inside each worker torchrun sets RANK, LOCAL_RANK and
-WORLD_SIZE; the Hugging Face trainer then uses DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
+WORLD_SIZE; the Hugging Face trainer then uses DistributedDataParallel: NCCL on GPUs, and on a
+machine without a GPU the CPU with the gloo backend (ACCELERATE_USE_CPU, which the trainer reads).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ def relaunch_distributed(num_processes: int) -> None:
     """Re-run this script under torchrun with `num_processes` workers and exit with its code."""
     if num_processes <= 1 or inside_distributed_launch():
         return
+    import torch
+
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["ACCELERATE_USE_CPU"] = "true"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}", *sys.argv]
     print("relaunching: " + " ".join(command), flush=True)
-    raise SystemExit(subprocess.call(command))
+    raise SystemExit(subprocess.call(command, env=env))
