@@ -67,6 +67,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         data_seed=train.seed,
         report_to="none",
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # with several processes: every parameter takes part in each step
     )
 
     # 5. Train with DVCLive curves (from the main process only)

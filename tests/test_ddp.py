@@ -63,3 +63,24 @@ def test_train_embedder_on_two_processes(tmp_path, stage_env):
     # 16 triplets, 4 per device and step, 2 devices: 2 optimizer steps (one process alone would take 4), each logged once
     steps = (tmp_path / "dvclive/train_embedder/plots/metrics/loss.tsv").read_text().splitlines()[1:]
     assert [line.split("\t")[0] for line in steps] == ["0", "1"], steps
+
+
+def test_train_reranker_on_two_processes(tmp_path, stage_env):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train_reranker"].update({"max_train_queries": 16, "negatives_per_positive": 1, "max_length": 48, "batch_size": 4, "num_processes": 2})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    tiny_mined(tmp_path / "data/mined")
+    env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+
+    result = subprocess.run([sys.executable, str(REPO / "stages/train_reranker.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert output.count("training on 32 (query, page, label) pairs") == 2, output[-3000:]
+
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(tmp_path / "models/reranker"), device="cpu")
+    assert len(model.predict([("a query", "a page")])) == 1
+    # 32 pairs, 4 per device and step, 2 devices: 4 optimizer steps, each logged once by the main process
+    steps = (tmp_path / "dvclive/train_reranker/plots/metrics/loss.tsv").read_text().splitlines()[1:]
+    assert [line.split("\t")[0] for line in steps] == ["0", "1", "2", "3"], steps
