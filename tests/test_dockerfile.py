@@ -95,14 +95,31 @@ def test_dockerignore_keeps_out_environments_data_and_secrets():
     assert {".git", ".venv", "data", "models", ".dvc/cache", ".env", "**/*.token", "**/__pycache__"} <= ignored
 
 
+def docker(*args, cwd=None):
+    result = subprocess.run(["docker", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    return result.stdout
+
+
 @pytest.mark.skipif(os.environ.get("VDR_DOCKER_BUILD") != "1", reason="set VDR_DOCKER_BUILD=1 to build the image with a running Docker engine")
-def test_image_builds_and_runs(parsed):
-    build_args = os.environ.get("VDR_DOCKER_BUILD_ARGS", "")
-    build = subprocess.run(["docker", "build", "-t", "vdr:test", *shlex.split(build_args), str(REPO)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
-    probe = "import vdr, torch, sentence_transformers; print(vdr.__file__, torch.__version__); import subprocess; print(subprocess.check_output(['git', 'config', 'user.name'], text=True))"
-    run = subprocess.run(["docker", "run", "--rm", "vdr:test", "python", "-c", probe], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "/workspace/vdr/__init__.py" in run.stdout and "vdr" in run.stdout.splitlines()[-1]
-    whoami = subprocess.run(["docker", "run", "--rm", "vdr:test", "id", "-u"], capture_output=True, text=True)
-    assert whoami.stdout.strip() == "1000"
+def test_image_builds_and_runs_dvc_experiments_on_a_mounted_checkout(tmp_path):
+    # 1. Build, with extra arguments from the environment (a stand-in base, a network mode)
+    docker("build", "-t", "vdr:test", *shlex.split(os.environ.get("VDR_DOCKER_BUILD_ARGS", "")), str(REPO))
+
+    # 2. The installed project, torch, the user
+    probe = "import vdr, torch, sentence_transformers; print(vdr.__file__, torch.__version__)"
+    assert docker("run", "--rm", "vdr:test", "python", "-c", probe).startswith("/workspace/vdr/__init__.py ")
+    assert docker("run", "--rm", "vdr:test", "id", "-u").strip() == "1000"
+
+    # 3. A checkout owned by another uid, mounted at /workspace: `dvc exp run` commits an experiment
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "params.yaml").write_text("size: 1\n")
+    (checkout / "dvc.yaml").write_text("stages:\n  count:\n    cmd: python -c \"import yaml; print(yaml.safe_load(open('params.yaml'))['size'])\" > out.txt\n    params: [size]\n    outs: [out.txt]\n")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "start"]):
+        subprocess.run(command, cwd=checkout, check=True, env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    subprocess.run(["chown", "-R", "4321:4321", str(checkout)], check=True)
+    subprocess.run(["chmod", "-R", "a+rwX", str(checkout)], check=True)
+    docker("run", "--rm", "-v", f"{checkout}:/workspace", "vdr:test", "dvc", "exp", "run", "-S", "size=7", "-n", "seven")
+    shown = docker("run", "--rm", "-v", f"{checkout}:/workspace", "vdr:test", "dvc", "exp", "show", "--json")
+    assert "seven" in shown and (checkout / "out.txt").read_text().strip() == "7"
