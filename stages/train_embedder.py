@@ -2,6 +2,8 @@
 
     python stages/train_embedder.py   (run by `dvc repro train_embedder`)
 
+With train_embedder.num_processes > 1 it relaunches itself under torchrun (one process per GPU).
+
 MatryoshkaLoss over CachedMultipleNegativesRankingLoss, SentenceTransformerTrainer, training
 curves through DVCLive (dvclive/train_embedder). Pages are texts or, when the mined columns hold image
 bytes, page screenshots. With train_embedder.eval_steps set, an InformationRetrievalEvaluator on the
@@ -23,6 +25,7 @@ from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, Mat
 from sentence_transformers.training_args import BatchSamplers
 from transformers.integrations import DVCLiveCallback
 
+from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_embedder, loading_kwargs
 from vdr.pages import decode_image
 from vdr.params import load_params
@@ -66,6 +69,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     # 1. Parameters and the base model
     params = load_params(params_path)
     train = params.train_embedder
+    relaunch_distributed(train.num_processes)
     model = load_embedder(params.models.embedder, train.max_seq_length, **loading_kwargs(params.models))
     dimension = model.get_embedding_dimension()
     if train.matryoshka_dims[0] > dimension:
@@ -82,7 +86,9 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         print(f"before training: {evaluator(model)}")
 
     # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension
-    inner_loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=train.mini_batch_size)
+    inner_loss = CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=train.mini_batch_size, gather_across_devices=train.gather_across_devices
+    )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=train.matryoshka_dims)
 
     # 4. Training arguments
@@ -107,16 +113,16 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         dataloader_num_workers=0,
     )
 
-    # 5. Train, logging curves with DVCLive
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None)
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=[DVCLiveCallback(live=live)]
-    )
+    # 5. Train, logging curves with DVCLive (from the main process only)
+    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks)
     trainer.train()
     if evaluator is not None:
         print(f"after training: {evaluator(model)}")
 
-    # 6. Save the finetuned model atomically
+    # 6. Save the finetuned model atomically (from the main process only)
+    if not is_main_process():
+        return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary))
 

@@ -2,6 +2,8 @@
 
     python stages/train_reranker.py   (run by `dvc repro train_reranker`)
 
+With train_reranker.num_processes > 1 it relaunches itself under torchrun (one process per GPU).
+
 Starts from models.reranker (for the `cpu` profile the MiniLM weights, given a fresh one-logit
 head; a multimodal reranker such as Qwen3-VL-Reranker keeps its any-to-any Transformer + LogitScore),
 BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves through
@@ -22,6 +24,7 @@ from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncode
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers.integrations import DVCLiveCallback
 
+from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_reranker, loading_kwargs
 from vdr.params import load_params
 from vdr.shards import atomic_path, is_binary, read_table, require_columns
@@ -45,6 +48,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     # 1. Parameters and the base reranker
     params = load_params(params_path)
     train = params.train_reranker
+    relaunch_distributed(train.num_processes)
     model = load_reranker(params.models.reranker, train.max_length, **loading_kwargs(params.models))
 
     # 2. Labelled pairs from the mined negatives
@@ -72,14 +76,17 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         data_seed=train.seed,
         report_to="none",
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # with several processes: every parameter takes part in each step
     )
 
-    # 5. Train with DVCLive curves
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None)
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[DVCLiveCallback(live=live)])
+    # 5. Train with DVCLive curves (from the main process only)
+    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks)
     trainer.train()
 
-    # 6. Save atomically
+    # 6. Save atomically (from the main process only)
+    if not is_main_process():
+        return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary))
 

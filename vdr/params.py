@@ -148,6 +148,8 @@ class TrainEmbedder(Section):
     evaluator_batch_size: int = Field(default=64, ge=1)
     matryoshka_dims: list[int] = Field(min_length=1)
     seed: int
+    num_processes: int = Field(default=1, ge=1)
+    gather_across_devices: bool = False
 
     @model_validator(mode="after")
     def _dims(self):
@@ -167,6 +169,7 @@ class TrainReranker(Section):
     warmup_ratio: float = Field(ge=0, le=1)
     bf16: bool = False
     seed: int
+    num_processes: int = Field(default=1, ge=1)
 
 
 class Evaluate(Section):
