@@ -124,7 +124,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     if not is_main_process():
         return
     with atomic_path(output) as temporary:
-        model.save_pretrained(str(temporary))
+        model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from datasets import Dataset, Features, Image, Value
 from dvclive import Live
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+from transformers import set_seed
 from transformers.integrations import DVCLiveCallback
 
 from vdr.launch import is_main_process, relaunch_distributed
@@ -49,6 +50,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     params = load_params(params_path)
     train = params.train_reranker
     relaunch_distributed(train.num_processes)
+    set_seed(train.seed)  # the fresh classification head is drawn at load time, before the trainer seeds anything
     model = load_reranker(params.models.reranker, train.max_length, **loading_kwargs(params.models))
 
     # 2. Labelled pairs from the mined negatives
@@ -88,7 +90,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     if not is_main_process():
         return
     with atomic_path(output) as temporary:
-        model.save_pretrained(str(temporary))
+        model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
 
 
 if __name__ == "__main__":
