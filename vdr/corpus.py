@@ -216,6 +216,11 @@ def dataset_rows(fetch):
     train = encoded_images(train, [fetch.positive_column, *fetch.train_negative_columns], where_train)
     evaluation = encoded_images(evaluation, [fetch.positive_column, *fetch.eval_negative_columns], where_eval)
 
+    for dataset, where in ((train, where_train), (evaluation, where_eval)):
+        for i, query in enumerate(dataset[fetch.query_column]):
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError(f"{where}, row {i}: the query ('{fetch.query_column}') is empty; fix or drop that row")
+
     train_rows = []
     for i, row in enumerate(train):
         entry = {"id": f"train-{i}", "query": row[fetch.query_column], "image": image_bytes(row[fetch.positive_column], f"{where_train}, row {i}")}
