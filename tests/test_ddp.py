@@ -31,19 +31,25 @@ def tiny_mined(folder):
     pq.write_table(pa.Table.from_pylist(rows), folder / "train.parquet")
 
 
-def test_train_embedder_on_two_processes(tmp_path, stage_env):
+def run_stage_on_two_processes(tmp_path, stage_env, stage: str, overrides: dict) -> str:
+    """Run stages/<stage>.py on tiny mined data with params.<stage> updated by `overrides`; its output."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train_embedder"].update(
-        {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 4, "mini_batch_size": 4, "matryoshka_dims": [384, 64],
-         "num_processes": 2, "gather_across_devices": True}
-    )
+    params[stage].update(overrides)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     tiny_mined(tmp_path / "data/mined")
     env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-
-    result = subprocess.run([sys.executable, str(REPO / "stages/train_embedder.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(REPO / f"stages/{stage}.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def test_train_embedder_on_two_processes(tmp_path, stage_env):
+    output = run_stage_on_two_processes(
+        tmp_path, stage_env, "train_embedder",
+        {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 4, "mini_batch_size": 4, "matryoshka_dims": [384, 64],
+         "num_processes": 2, "gather_across_devices": True},
+    )
 
     # Two workers trained (each reports its data), under torchrun
     assert "torch.distributed.run" in output
@@ -66,15 +72,9 @@ def test_train_embedder_on_two_processes(tmp_path, stage_env):
 
 
 def test_train_reranker_on_two_processes(tmp_path, stage_env):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train_reranker"].update({"max_train_queries": 16, "negatives_per_positive": 1, "max_length": 48, "batch_size": 4, "num_processes": 2})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tiny_mined(tmp_path / "data/mined")
-    env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-
-    result = subprocess.run([sys.executable, str(REPO / "stages/train_reranker.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
+    output = run_stage_on_two_processes(
+        tmp_path, stage_env, "train_reranker", {"max_train_queries": 16, "negatives_per_positive": 1, "max_length": 48, "batch_size": 4, "num_processes": 2}
+    )
     assert output.count("training on 32 (query, page, label) pairs") == 2, output[-3000:]
 
     from sentence_transformers import CrossEncoder

@@ -64,10 +64,10 @@ def mine_negatives(
     """Hard negatives by page index, for any page modality: for query i, the best-scoring pages at ranks
     range_min..range_max other than its positive, skipping any that score above (1 - relative_margin) x the
     positive's score (a likely duplicate or unlabelled positive). None where fewer than num_negatives remain."""
+    indices, scores = search(query_embeddings, page_embeddings, range_max)
     chosen = []
     for i, positive in enumerate(positives):
-        scores = page_embeddings @ query_embeddings[i]
-        ceiling = (1 - relative_margin) * scores[positive]
-        ranked = [j for j in np.lexsort((np.arange(scores.size), -scores))[range_min:range_max] if j != positive and scores[j] <= ceiling]
-        chosen.append([int(j) for j in ranked[:num_negatives]] if len(ranked) >= num_negatives else None)
+        ceiling = (1 - relative_margin) * float(query_embeddings[i] @ page_embeddings[positive])
+        ranked = [int(j) for j, score in zip(indices[i, range_min:], scores[i, range_min:]) if j != positive and score <= ceiling]
+        chosen.append(ranked[:num_negatives] if len(ranked) >= num_negatives else None)
     return chosen
