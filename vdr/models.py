@@ -79,19 +79,45 @@ def load_reranker(
     model_kwargs: dict | None = None,
     processor_kwargs: dict | None = None,
 ):
-    """A CrossEncoder; from a plain encoder checkpoint it gets a fresh one-logit head (a saved
-    multimodal reranker keeps its own any-to-any Transformer + LogitScore)."""
+    """A CrossEncoder. A saved reranker (a CrossEncoder folder or Hub id, such as a multimodal reranker with
+    its any-to-any Transformer + LogitScore) loads as it is. A plain encoder checkpoint (a sentence-transformers
+    or transformers folder) gets a fresh scoring head: mean pooling over the (query, page) tokens, then one
+    linear unit. Mean pooling, not BERT's [CLS] pooler: the pooler of a sentence-embedding checkpoint is
+    untrained, and a classifier on it barely learns from hard negatives."""
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(
-        resolve_model(name, key),
-        num_labels=1,
-        max_length=max_length,
-        model_kwargs=model_kwargs or None,
-        processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
-    )
+    path = resolve_model(name, key)
+    if not Path(path).is_dir() or _is_cross_encoder(Path(path)):
+        model = CrossEncoder(
+            path,
+            num_labels=1,
+            max_length=max_length,
+            model_kwargs=model_kwargs or None,
+            processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
+        )
+    else:
+        model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
     check_processor(model, processor_kwargs, key)
     return model
+
+
+def _is_cross_encoder(folder: Path) -> bool:
+    import json
+
+    config = folder / "config_sentence_transformers.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") == "CrossEncoder"
+
+
+def _mean_pooling_cross_encoder(path: str, max_length: int | None, model_kwargs: dict | None):
+    import torch
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+
+    transformer = Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length, model_kwargs=model_kwargs or None)
+    width = transformer.get_embedding_dimension()
+    head = Dense(width, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
+    return CrossEncoder(modules=[transformer, Pooling(width, "mean"), head])
 
 
 def require_images(model, key: str) -> None:

@@ -117,13 +117,21 @@ class Mine(Section):
     range_min: int = Field(ge=0)
     range_max: int = Field(ge=1)
     relative_margin: float = Field(ge=0, lt=1)
+    sampling_strategy: Literal["top", "random"] = "top"  # the best-ranked candidates, or a seeded random draw from the range
     batch_size: int = Field(ge=1)
+    seed: int = 42
 
     @model_validator(mode="after")
     def _range(self):
         if self.range_max - self.range_min < self.num_negatives:
             raise ValueError("range_max - range_min must be at least num_negatives")
         return self
+
+
+class MineReranker(Mine):
+    """Negatives for the reranker: mined like `mine`, but with the embedder whose top-k the reranker will rerank."""
+
+    embedder: Literal["finetuned", "base"] = "finetuned"
 
 
 Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
@@ -161,6 +169,9 @@ class TrainEmbedder(Section):
 class TrainReranker(Section):
     max_train_queries: int | None = Field(ge=1)  # null: every query
     negatives_per_positive: int = Field(ge=1)
+    pos_weight: float = Field(default=1.0, gt=0)  # BinaryCrossEntropyLoss: weight of the positive (label 1) pairs
+    eval_queries: int = Field(default=0, ge=0)  # held out of training for CrossEncoderRerankingEvaluator; 0: no evaluator
+    eval_steps: Steps = Field(default=None, gt=0)  # evaluate every n steps (or fraction); null: at the end only
     max_length: int | None = Field(ge=8)
     epochs: float = Field(gt=0)
     batch_size: int = Field(ge=1)
@@ -175,7 +186,11 @@ class TrainReranker(Section):
 class Evaluate(Section):
     max_seq_length: int | None = Field(ge=8)
     batch_size: int = Field(ge=1)
-    top_k: int = Field(ge=1)
+    top_k: int = Field(ge=1)  # the finetuned embedder's top-k pages are reranked
+    # the reranked order: fusion_weight x reranker score + (1 - fusion_weight) x embedder score, each standardised
+    # over the query's top-k; 1.0 ranks by the reranker alone (reported too, whatever the weight)
+    fusion_weight: float = Field(default=1.0, ge=0, le=1)
+    base_reranker: bool = False  # also rerank with models.reranker untouched (only meaningful when it is a trained reranker)
     dims: list[int] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -204,6 +219,7 @@ class Params(Section):
     fetch: Fetch
     render: Render
     mine: Mine
+    mine_reranker: MineReranker
     train_embedder: TrainEmbedder
     train_reranker: TrainReranker
     evaluate: Evaluate
