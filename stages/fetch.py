@@ -51,8 +51,9 @@ def main(params_path: str, output: Path, metrics_path: Path) -> None:
 
 def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
     # 1. Both configs, images kept as their encoded bytes
-    train_rows, queries, documents, qrels, fingerprints = dataset_rows(params)
-    print(f"train rows {len(train_rows)}; eval: {len(queries)} queries, {len(documents)} pages")
+    skipped = {}
+    train_rows, queries, documents, qrels, fingerprints = dataset_rows(params, skipped)
+    print(f"train rows {len(train_rows)}; eval: {len(queries)} queries, {len(documents)} pages; skipped bad rows {skipped}")
 
     # 2. Write data/raw atomically
     binary = [pa.field(column, pa.binary()) for column in train_rows[0] if column.startswith("negative_")] if train_rows else []
@@ -74,6 +75,7 @@ def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
             "source": params.source,
             **origin,
             "configs": {"train": params.train_config, "eval": params.eval_config},
+            "skipped_bad_rows": skipped,
             "fingerprints": fingerprints,
         },
     )

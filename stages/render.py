@@ -7,7 +7,9 @@ Writes Parquet shards with the page image (PNG bytes) and the page's PDF text la
   data/pages/train/part-*.parquet    id, query, image, text (+ negative_0.. images when the dataset gives negatives)
   data/pages/eval/                   BEIR layout: corpus/part-*.parquet (id, image, text), queries.parquet, qrels.tsv
 Screenshots have no text layer (text is empty). A query whose text appears verbatim on its own page
-is dropped (and counted in metrics/render.json).
+is dropped (and counted in metrics/render.json). A page that cannot be typeset or decoded stops the
+stage with its id; with render.on_bad_page: skip it is dropped instead (a training row, or an eval page
+and the queries left without a relevant page) and counted in metrics/render.json.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm import tqdm
 from vdr.corpus import normalise_whitespace
 from vdr.pages import normalise_image, render_document
 from vdr.params import load_params
-from vdr.shards import atomic_path, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
+from vdr.shards import atomic_path, check_retrieval_set, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
 
 PAGE_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())])
 
@@ -37,12 +39,20 @@ def _render(job):
     return {"id": doc_id, "image": page.png, "text": page.text, "width": page.width, "height": page.height}
 
 
+def _render_or_error(job):
+    try:
+        return _render(job)
+    except RuntimeError as error:
+        return {"id": job[0], "error": str(error)}
+
+
 def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
+    """One page per document; a document that fails gives {"id", "error"} instead."""
     jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
     if workers == 1:
-        return [_render(job) for job in tqdm(jobs, desc=description)]
+        return [_render_or_error(job) for job in tqdm(jobs, desc=description)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(_render, jobs, chunksize=8), total=len(jobs), desc=description))
+        return list(tqdm(pool.imap(_render_or_error, jobs, chunksize=8), total=len(jobs), desc=description))
 
 
 def _normalise(job):
@@ -54,12 +64,31 @@ def _normalise(job):
     return {"id": doc_id, "image": png, "text": "", "width": width, "height": height}
 
 
+def _normalise_or_error(job):
+    try:
+        return _normalise(job)
+    except RuntimeError as error:
+        return {"id": job[0], "error": str(error)}
+
+
 def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
+    """One page per image; an image that fails gives {"id", "error"} instead."""
     jobs = [(d, data, max_pixels) for d, data in zip(ids, images)]
     if workers == 1:
-        return [_normalise(job) for job in tqdm(jobs, desc=description)]
+        return [_normalise_or_error(job) for job in tqdm(jobs, desc=description)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(_normalise, jobs, chunksize=8), total=len(jobs), desc=description))
+        return list(tqdm(pool.imap(_normalise_or_error, jobs, chunksize=8), total=len(jobs), desc=description))
+
+
+def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:
+    """How many pages failed; with render.on_bad_page: error the first one stops the stage, named."""
+    failed = [page for page in pages if "error" in page]
+    if failed and on_bad_page == "error":
+        raise RuntimeError(
+            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; fix the data, or set render.on_bad_page: skip "
+            "to drop them and count them in metrics/render.json)"
+        )
+    return len(failed)
 
 
 def query_on_page(query: str, page_text: str) -> bool:
@@ -75,6 +104,14 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
     qrels = read_qrels(raw / "eval" / "qrels.tsv")
     screenshots = "image" in documents.column_names
     negative_columns = [c for c in train.column_names if c.startswith("negative_")]
+    require_columns(queries, ["id", "text"], raw / "eval" / "queries.parquet")
+    require_columns(documents, ["id"], raw / "eval" / "documents.parquet")
+    check_retrieval_set(  # unique ids, a corpus, qrels that name known queries and pages
+        documents["id"].to_pylist(), queries["id"].to_pylist(), qrels,
+        {"corpus": raw / "eval" / "documents.parquet", "queries": raw / "eval" / "queries.parquet", "qrels": raw / "eval" / "qrels.tsv"},
+    )
+    if train.num_rows == 0:
+        raise ValueError(f"{raw / 'train.parquet'}: no training rows; the stages after render need at least one")
 
     # 2. Pages: normalise given screenshots, or typeset and rasterise documents
     if screenshots:
@@ -86,7 +123,9 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
         for column in negative_columns:  # the dataset's own hard negatives travel with their row
             negatives = normalise_all(train_ids, train[column].to_pylist(), params.max_pixels, params.workers, f"normalise {column}")
             for page, negative in zip(train_pages, negatives):
-                page[column] = negative["image"]
+                page[column] = negative.get("image")
+                if "error" in negative:
+                    page.setdefault("error", negative["error"])
         eval_pages = normalise_all(documents["id"].to_pylist(), documents["image"].to_pylist(), params.max_pixels, params.workers, "normalise eval")
     else:
         require_columns(train, ["id", "title", "body", "query"], raw / "train.parquet")
@@ -96,17 +135,24 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
         train_pages = render_all(train, params.dpi, params.workers, "render train")
         eval_pages = render_all(documents, params.dpi, params.workers, "render eval")
 
-    # 3. A query must not be readable verbatim on its own page
-    train_queries = train["query"].to_pylist()
-    kept_train = [dict(page, query=q) for page, q in zip(train_pages, train_queries) if not query_on_page(q, page["text"])]
+    # 3. A page that failed: stop with its id, or (render.on_bad_page: skip) drop it, and the queries it leaves without a relevant page
+    bad = {"train": bad_pages(train_pages, params.on_bad_page, raw / "train.parquet"), "eval": bad_pages(eval_pages, params.on_bad_page, raw / "eval")}
+    train_rows = [(page, q) for page, q in zip(train_pages, train["query"].to_pylist()) if "error" not in page]
+    eval_pages = [page for page in eval_pages if "error" not in page]
     page_text = {page["id"]: page["text"] for page in eval_pages}
+    answerable = {q: {d: s for d, s in docs.items() if d in page_text} for q, docs in qrels.items()}
+    answerable = {q: docs for q, docs in answerable.items() if any(s > 0 for s in docs.values())}
+
+    # 4. A query must not be readable verbatim on its own page
+    kept_train = [dict(page, query=q) for page, q in train_rows if not query_on_page(q, page["text"])]
+    rendered = [page for page, _ in train_rows]
     query_text = dict(zip(queries["id"].to_pylist(), queries["text"].to_pylist()))
     kept_qrels = {
-        q: docs for q, docs in qrels.items() if not any(query_on_page(query_text[q], page_text[d]) for d, s in docs.items() if s > 0)
+        q: docs for q, docs in answerable.items() if not any(query_on_page(query_text[q], page_text[d]) for d, s in docs.items() if s > 0)
     }
     kept_queries = [{"id": q, "text": query_text[q]} for q in query_text if q in kept_qrels]
 
-    # 4. Write shards atomically
+    # 5. Write shards atomically
     with atomic_path(output) as pages:
         train_schema = pa.schema([*PAGE_SCHEMA, pa.field("query", pa.string()), *[pa.field(c, pa.binary()) for c in negative_columns]])
         write_shards(pages / "train", kept_train, train_schema, params.shard_size)
@@ -120,10 +166,11 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
             "train_pages": len(kept_train),
             "eval_pages": len(eval_pages),
             "eval_queries": len(kept_queries),
-            "dropped_query_on_page": {"train": len(train_pages) - len(kept_train), "eval": len(qrels) - len(kept_qrels)},
+            "dropped_query_on_page": {"train": len(train_rows) - len(kept_train), "eval": len(answerable) - len(kept_qrels)},
+            "skipped_bad_pages": {**bad, "eval_queries_without_page": len(qrels) - len(answerable)},
             "dpi": params.dpi,
             "max_pixels": params.max_pixels if screenshots else None,
-            "mean_page_text_chars": round(sum(len(p["text"]) for p in eval_pages + train_pages) / max(len(eval_pages) + len(train_pages), 1), 1),
+            "mean_page_text_chars": round(sum(len(p["text"]) for p in eval_pages + rendered) / max(len(eval_pages) + len(rendered), 1), 1),
         },
     )
 

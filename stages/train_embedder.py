@@ -8,7 +8,8 @@ MatryoshkaLoss over CachedMultipleNegativesRankingLoss, SentenceTransformerTrain
 curves through DVCLive (dvclive/train_embedder). Pages are texts or, when the mined columns hold image
 bytes, page screenshots. With train_embedder.eval_steps set, an InformationRetrievalEvaluator on the
 held-out set (data/pages/eval) runs before, during and after training, as the reference recipe does.
-Writes the finetuned model to models/embedder.
+Writes the finetuned model to models/embedder. With train_embedder.save_steps set it saves checkpoints
+to models/checkpoints/embedder, and a killed run resumes from the last one (vdr/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from pathlib import Path
 
 import pyarrow as pa
 from datasets import Dataset, Features, Image, Value
-from dvclive import Live
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 from sentence_transformers.training_args import BatchSamplers
-from transformers.integrations import DVCLiveCallback
 
+from vdr.checkpoints import Checkpoints
 from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_embedder, loading_kwargs
 from vdr.pages import decode_image
@@ -74,6 +74,8 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     dimension = model.get_embedding_dimension()
     if train.matryoshka_dims[0] > dimension:
         raise ValueError(f"train_embedder.matryoshka_dims: {train.matryoshka_dims[0]} exceeds the model's embedding size {dimension}")
+    inputs = [mined / "train.parquet", Path(__file__)] + ([eval_dataset] if train.eval_steps is not None else [])
+    checkpointing = Checkpoints(checkpoints, live_dir, {"models": params.models, "train_embedder": train}, inputs)  # resume if killed
 
     # 2. Triplets: query, positive page, the hardest mined negative
     table = read_table(mined / "train.parquet")
@@ -114,9 +116,9 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     )
 
     # 5. Train, logging curves with DVCLive (from the main process only)
-    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    callbacks = checkpointing.callbacks() if is_main_process() else []
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpointing.resume)
     if evaluator is not None:
         print(f"after training: {evaluator(model)}")
 
@@ -125,6 +127,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
+    checkpointing.finish()
 
 
 if __name__ == "__main__":

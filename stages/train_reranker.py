@@ -8,7 +8,8 @@ Starts from models.reranker (for the `cpu` profile the MiniLM weights, given a f
 head; a multimodal reranker such as Qwen3-VL-Reranker keeps its any-to-any Transformer + LogitScore),
 BinaryCrossEntropyLoss on positives (label 1) and mined hard negatives (label 0), curves through
 DVCLive (dvclive/train_reranker). Pages are texts or, when the mined columns hold image bytes, page
-screenshots: the pairs are then (query text, page image). Writes models/reranker.
+screenshots: the pairs are then (query text, page image). Writes models/reranker. With
+train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from datasets import Dataset, Features, Image, Value
-from dvclive import Live
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers import set_seed
-from transformers.integrations import DVCLiveCallback
 
+from vdr.checkpoints import Checkpoints
 from vdr.launch import is_main_process, relaunch_distributed
 from vdr.models import load_reranker, loading_kwargs
 from vdr.params import load_params
@@ -50,6 +50,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     params = load_params(params_path)
     train = params.train_reranker
     relaunch_distributed(train.num_processes)
+    checkpointing = Checkpoints(checkpoints, live_dir, {"models": params.models, "train_reranker": train}, [mined / "train.parquet", Path(__file__)])  # resume if killed
     set_seed(train.seed)  # the fresh classification head is drawn at load time, before the trainer seeds anything
     model = load_reranker(params.models.reranker, train.max_length, **loading_kwargs(params.models))
 
@@ -73,7 +74,9 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         warmup_ratio=train.warmup_ratio,
         bf16=train.bf16,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="no" if train.save_steps is None else "steps",
+        save_steps=train.save_steps,
+        save_total_limit=train.save_total_limit,
         seed=train.seed,
         data_seed=train.seed,
         report_to="none",
@@ -82,15 +85,16 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
     )
 
     # 5. Train with DVCLive curves (from the main process only)
-    callbacks = [DVCLiveCallback(live=Live(str(live_dir), save_dvc_exp=False, dvcyaml=None))] if is_main_process() else []
+    callbacks = checkpointing.callbacks() if is_main_process() else []
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpointing.resume)
 
     # 6. Save atomically (from the main process only)
     if not is_main_process():
         return
     with atomic_path(output) as temporary:
         model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
+    checkpointing.finish()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ def test_committed_params_are_valid():
         (lambda p: p["publish"].update(push=True, repo_id=""), "repo_id"),
         (lambda p: p.pop("evaluate"), "evaluate: missing"),
         (lambda p: p["mine"].update(relative_margin=1.5), "mine.relative_margin"),
+        (lambda p: p["render"].update(on_bad_page="ignore"), "render.on_bad_page"),
+        (lambda p: p["train_reranker"].update(save_steps=0), "train_reranker.save_steps"),
+        (lambda p: p["train_reranker"].update(negatives_per_positive=5), "train_reranker.negatives_per_positive (5) exceeds mine_reranker.num_negatives (3)"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, mutate, culprit):
@@ -43,3 +46,12 @@ def test_bad_params_name_the_key(tmp_path, mutate, culprit):
 def test_missing_params_file_is_named(tmp_path):
     with pytest.raises(ParamsError, match="params.yaml not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_matryoshka_dimension_larger_than_the_model_stops_the_stage_at_start(tmp_path):
+    from stages.train_embedder import main
+
+    params = write(tmp_path, lambda p: p["train_embedder"].update(matryoshka_dims=[512, 64]))
+    with pytest.raises(ValueError, match="train_embedder.matryoshka_dims: 512 exceeds the model's embedding size 384"):
+        main(str(params), tmp_path / "mined", tmp_path / "embedder", tmp_path / "checkpoints", tmp_path / "live", tmp_path / "eval")
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "embedder").exists()

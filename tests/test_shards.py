@@ -61,7 +61,7 @@ def test_load_beir(tmp_path):
         ("query-id\tcorpus-id\tscore\nq9\td1\t1\n", ("d1",), "query-id 'q9'"),
         ("query\tdoc\tscore\nq1\td1\t1\n", ("d1",), "header"),
         ("query-id\tcorpus-id\tscore\nq1\td1\thigh\n", ("d1",), "line 2"),
-        ("query-id\tcorpus-id\tscore\nq1\td1\t1\n", ("d1", "d1"), "duplicate corpus ids"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\t1\n", ("d1", "d1"), r"duplicate corpus id\(s\) 'd1'"),
         ("query-id\tcorpus-id\tscore\n", (), "empty"),
     ],
 )

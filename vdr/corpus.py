@@ -197,11 +197,14 @@ def encoded_images(dataset, columns: list[str], where: str):
     return dataset
 
 
-def dataset_rows(fetch):
+def dataset_rows(fetch, skipped: dict | None = None):
     """Training rows and the evaluation set, built as the reference post builds them.
 
     train: (id, query, image, negative_0..) from the train config; eval: for i in 0..n-1, query i,
     corpus id i -> eval[i].<positive> and n*(k+1)+i -> eval[i].<eval_negative_columns[k]>, qrels {i: {i: 1}}.
+    A row with an empty query or a page cell that holds no image stops with its config and row number;
+    with fetch.on_bad_row: skip it is dropped instead (an eval row's query; its other pages stay as
+    distractors) and counted in `skipped`.
     """
     train = load_config_split(fetch, fetch.train_config)
     evaluation = load_config_split(fetch, fetch.eval_config)
@@ -216,27 +219,49 @@ def dataset_rows(fetch):
     train = encoded_images(train, [fetch.positive_column, *fetch.train_negative_columns], where_train)
     evaluation = encoded_images(evaluation, [fetch.positive_column, *fetch.eval_negative_columns], where_eval)
 
+    def bad_row(message: str) -> None:
+        if fetch.on_bad_row == "error":
+            raise ValueError(f"{message} (or set fetch.on_bad_row: skip to drop such rows and count them in metrics/fetch.json)")
+
+    def image_or_none(value, where: str) -> bytes | None:
+        try:
+            return image_bytes(value, where)
+        except ValueError as error:
+            bad_row(str(error))
+            return None
+
+    bad_queries = {}
     for dataset, where in ((train, where_train), (evaluation, where_eval)):
+        bad_queries[where] = set()
         for i, query in enumerate(dataset[fetch.query_column]):
             if not isinstance(query, str) or not query.strip():
-                raise ValueError(f"{where}, row {i}: the query ('{fetch.query_column}') is empty; fix or drop that row")
+                bad_row(f"{where}, row {i}: the query ('{fetch.query_column}') is empty; fix or drop that row")
+                bad_queries[where].add(i)
 
     train_rows = []
     for i, row in enumerate(train):
-        entry = {"id": f"train-{i}", "query": row[fetch.query_column], "image": image_bytes(row[fetch.positive_column], f"{where_train}, row {i}")}
+        entry = {"id": f"train-{i}", "query": row[fetch.query_column], "image": image_or_none(row[fetch.positive_column], f"{where_train}, row {i}")}
         for k, column in enumerate(fetch.train_negative_columns):
-            entry[f"negative_{k}"] = image_bytes(row[column], f"{where_train}, row {i}, column {column}")
-        train_rows.append(entry)
+            entry[f"negative_{k}"] = image_or_none(row[column], f"{where_train}, row {i}, column {column}")
+        if i not in bad_queries[where_train] and all(value is not None for value in entry.values()):
+            train_rows.append(entry)
 
     n = len(evaluation)
     queries, documents, qrels = [], [], {}
     for i, row in enumerate(evaluation):
-        queries.append({"id": str(i), "text": row[fetch.query_column]})
-        documents.append({"id": str(i), "image": image_bytes(row[fetch.positive_column], f"{where_eval}, row {i}")})
-        qrels[str(i)] = {str(i): 1}
+        page = image_or_none(row[fetch.positive_column], f"{where_eval}, row {i}")
+        if page is not None:
+            documents.append({"id": str(i), "image": page})
+        if page is not None and i not in bad_queries[where_eval]:
+            queries.append({"id": str(i), "text": row[fetch.query_column]})
+            qrels[str(i)] = {str(i): 1}
     for k, column in enumerate(fetch.eval_negative_columns):
         for i, row in enumerate(evaluation):
-            documents.append({"id": str(n * (k + 1) + i), "image": image_bytes(row[column], f"{where_eval}, row {i}, column {column}")})
+            page = image_or_none(row[column], f"{where_eval}, row {i}, column {column}")
+            if page is not None:
+                documents.append({"id": str(n * (k + 1) + i), "image": page})
+    if skipped is not None:
+        skipped.update(train_rows=len(train) - len(train_rows), eval_queries=n - len(queries), eval_pages=n * (1 + len(fetch.eval_negative_columns)) - len(documents))
     fingerprints = {"train": train._fingerprint, "eval": evaluation._fingerprint}
     return train_rows, queries, documents, qrels, fingerprints
 

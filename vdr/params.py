@@ -87,6 +87,7 @@ class FetchDataset(Section):
     eval_negative_columns: list[str] = ["negative_0", "negative_1", "negative_2", "negative_3"]  # extra eval pages
     max_train_rows: int | None = Field(default=None, ge=1)  # null: every row
     max_eval_rows: int | None = Field(default=None, ge=1)
+    on_bad_row: Literal["error", "skip"] = "error"  # an empty query or a missing page image: stop, or drop the row and count it
 
 
 class FetchHub(FetchDataset):
@@ -108,6 +109,7 @@ class Render(Section):
     shard_size: int = Field(ge=1)
     workers: int = Field(ge=1)
     max_pixels: int | None = Field(default=None, ge=784)  # given screenshots: RGB, larger ones scaled down to this
+    on_bad_page: Literal["error", "skip"] = "error"  # a page that cannot be typeset or decoded: stop, or drop it and count it
 
 
 class Mine(Section):
@@ -179,6 +181,8 @@ class TrainReranker(Section):
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
     bf16: bool = False
+    save_steps: Steps = Field(default=None, gt=0)  # checkpoints, to resume a killed run
+    save_total_limit: int | None = Field(default=None, ge=1)
     seed: int
     num_processes: int = Field(default=1, ge=1)
 
@@ -225,6 +229,15 @@ class Params(Section):
     evaluate: Evaluate
     publish: Publish
 
+    @model_validator(mode="after")
+    def _across_sections(self):
+        if self.train_reranker.negatives_per_positive > self.mine_reranker.num_negatives:
+            raise ValueError(
+                f"train_reranker.negatives_per_positive ({self.train_reranker.negatives_per_positive}) exceeds mine_reranker.num_negatives "
+                f"({self.mine_reranker.num_negatives}): the reranker can only use the negatives mine_reranker keeps; lower the first or raise the second"
+            )
+        return self
+
 
 class ParamsError(ValueError):
     pass
@@ -240,6 +253,8 @@ def _describe(error: dict) -> str:
     if error["type"] == "union_tag_invalid":
         location.append("source")
     key = ".".join(str(part) for part in location)
+    if not key:  # a check across sections names its keys itself
+        return error["msg"].removeprefix("Value error, ")
     value = error.get("input")
     message = error["msg"]
     if error["type"] == "extra_forbidden":

@@ -110,6 +110,36 @@ def corpus_path(dataset: Path) -> Path:
     return dataset / "corpus.parquet" if (dataset / "corpus.parquet").exists() else dataset / "corpus"
 
 
+def require_unique(ids: list[str], where: str | Path, what: str = "id") -> None:
+    seen, duplicates = set(), []
+    for value in ids:
+        if value in seen and value not in duplicates:
+            duplicates.append(value)
+        seen.add(value)
+    if duplicates:
+        shown = ", ".join(repr(d) for d in duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
+        raise ValueError(f"{where}: duplicate {what}(s) {shown} ({len(duplicates)} in all); every {what} must name one row, drop or rename the repeats")
+
+
+def check_retrieval_set(corpus_ids: list[str], query_ids: list[str], qrels: dict[str, dict[str, int]], where: dict[str, Path]) -> None:
+    """Ids unique, a corpus that is not empty, and qrels that name only known queries and pages.
+    `where` names the files: {"corpus": ..., "queries": ..., "qrels": ...}."""
+    if not corpus_ids:
+        raise ValueError(f"{where['corpus']}: the corpus is empty (no pages); a retrieval set needs at least one page")
+    require_unique(corpus_ids, where["corpus"], "corpus id")
+    require_unique(query_ids, where["queries"], "query id")
+    known_queries, known_pages = set(query_ids), set(corpus_ids)
+    for query_id, documents in qrels.items():
+        if query_id not in known_queries:
+            raise ValueError(f"{where['qrels']}: query-id '{query_id}' is not in {where['queries']}; drop its lines or add the query")
+        for corpus_id in documents:
+            if corpus_id not in known_pages:
+                raise ValueError(
+                    f"{where['qrels']}: corpus-id '{corpus_id}' (query '{query_id}') is not in the corpus {where['corpus']}; "
+                    "drop that line or add the page"
+                )
+
+
 def load_beir(dataset: str | Path) -> tuple[pa.Table, dict[str, str], dict[str, dict[str, int]]]:
     """(corpus table, {query id: text}, qrels) of a BEIR-layout dataset directory, checked for consistency."""
     dataset = Path(dataset)
@@ -119,18 +149,9 @@ def load_beir(dataset: str | Path) -> tuple[pa.Table, dict[str, str], dict[str, 
         raise ValueError(f"{corpus_path(dataset)}: needs a 'text' or an 'image' column")
     queries_table = read_table(dataset / "queries.parquet")
     require_columns(queries_table, ["id", "text"], dataset / "queries.parquet")
-    queries = dict(zip(map(str, queries_table["id"].to_pylist()), queries_table["text"].to_pylist()))
+    query_ids = [str(i) for i in queries_table["id"].to_pylist()]
+    queries = dict(zip(query_ids, queries_table["text"].to_pylist()))
     corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
-    if len(set(corpus_ids)) != len(corpus_ids):
-        raise ValueError(f"{corpus_path(dataset)}: duplicate corpus ids")
-    if not corpus_ids:
-        raise ValueError(f"{corpus_path(dataset)}: the corpus is empty")
     qrels = read_qrels(dataset / "qrels.tsv")
-    known = set(corpus_ids)
-    for query_id, documents in qrels.items():
-        if query_id not in queries:
-            raise ValueError(f"{dataset / 'qrels.tsv'}: query-id '{query_id}' is not in queries.parquet")
-        for corpus_id in documents:
-            if corpus_id not in known:
-                raise ValueError(f"{dataset / 'qrels.tsv'}: corpus-id '{corpus_id}' (query '{query_id}') is not in the corpus")
+    check_retrieval_set(corpus_ids, query_ids, qrels, {"corpus": corpus_path(dataset), "queries": dataset / "queries.parquet", "qrels": dataset / "qrels.tsv"})
     return corpus, queries, qrels

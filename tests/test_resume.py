@@ -1,0 +1,80 @@
+"""Crash and resume: a training stage killed mid-run resumes from its last checkpoint on the next
+`dvc repro` and ends with the same model, bit for bit, and the same training curve as a run that was
+never interrupted (on the CPU)."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stage_environment
+from tests.test_pipeline import TINY, make_tiny_repo, run
+
+pytestmark = pytest.mark.slow
+
+# 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2
+RESUMABLE = {
+    **TINY,
+    "train_embedder": {**TINY["train_embedder"], "max_train_samples": 24, "batch_size": 4, "mini_batch_size": 4, "save_steps": 3},
+    "train_reranker": {**TINY["train_reranker"], "max_train_queries": 8, "batch_size": 4, "save_steps": 2},
+}
+MODEL = {"train_embedder": "models/embedder", "train_reranker": "models/reranker"}
+FIRST_CHECKPOINT = {"train_embedder": "models/checkpoints/embedder/checkpoint-3", "train_reranker": "models/checkpoints/reranker/checkpoint-2"}
+
+
+def model_digest(folder):
+    """sha256 over every file of a saved model (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def finished(repo, stage):
+    """What a finished run leaves: the model's bytes and the per-step loss curve."""
+    return model_digest(repo / MODEL[stage]), (repo / f"dvclive/{stage}/plots/metrics/loss.tsv").read_text()
+
+
+@pytest.fixture(scope="module")
+def resumable_repo(tmp_path_factory):
+    """A tiny repo with checkpoints every 2 steps, and each training stage's uninterrupted result."""
+    env = stage_environment()
+    repo = make_tiny_repo(tmp_path_factory.mktemp("resume"), env, RESUMABLE)
+    run(["dvc", "repro", "train_embedder", "train_reranker"], repo, env)
+    assert not list((repo / "models/checkpoints/embedder").glob("checkpoint-*")), "a finished run keeps no checkpoint"
+    return repo, env, {stage: finished(repo, stage) for stage in MODEL}
+
+
+def kill_after_first_checkpoint(repo, env, stage, sig):
+    """`dvc repro -f` the stage in its own process group; once its first checkpoint is complete, kill the whole group."""
+    marker = repo / FIRST_CHECKPOINT[stage] / "complete"
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would stall the stage
+    process = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"no checkpoint before the stage ended or 5 minutes passed:\n{log.read()[-3000:]}")
+        time.sleep(0.05)
+    os.killpg(process.pid, sig)  # the whole group: dvc and the stage's python process
+    process.wait(timeout=60)
+    assert process.returncode != 0
+    assert not (repo / MODEL[stage]).exists(), "killed before the model was written"
+
+
+@pytest.mark.parametrize("stage, sig", [("train_embedder", signal.SIGKILL), ("train_reranker", signal.SIGTERM)], ids=["embedder-SIGKILL", "reranker-SIGTERM"])
+def test_killed_training_resumes_to_the_same_result(resumable_repo, stage, sig):
+    repo, env, uninterrupted = resumable_repo
+    kill_after_first_checkpoint(repo, env, stage, sig)
+    output = run(["dvc", "repro", stage], repo, env)
+    assert f"resuming from {Path(FIRST_CHECKPOINT[stage]).name}" in output
+    model, curve = finished(repo, stage)
+    assert curve == uninterrupted[stage][1]  # the curve continues where the checkpoint left it: no gap, no repeated step
+    assert model == uninterrupted[stage][0]  # bitwise: optimizer, scheduler, RNG and data order all restored
+    assert "up to date" in run(["dvc", "status", stage], repo, env)
+
