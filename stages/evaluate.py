@@ -3,7 +3,9 @@
     python stages/evaluate.py         (run by `dvc repro evaluate`)
 
 Pages are read as models.page_input says: the text layer, or the page screenshot (then the reranker
-scores (query text, page image) pairs). Each model encodes the corpus and the queries ONCE at full
+scores (query text, page image) pairs). The reranker reorders the finetuned embedder's top_k pages; the
+reported `finetuned+reranker` order fuses its score with the embedder's (evaluate.fusion_weight), and
+`finetuned+reranker_only` is the reranker's order alone. Each model encodes the corpus and the queries ONCE at full
 size; every Matryoshka dimension is scored by truncating and renormalising those embeddings. Metrics come from pytrec_eval.
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
 reports/results.md and TREC run files in data/runs/.
@@ -20,7 +22,7 @@ from vdr.models import load_embedder, load_reranker, loading_kwargs, require_ima
 from vdr.pages import decode_image
 from vdr.params import load_params
 from vdr.report import ndcg_by_dimension, results_table
-from vdr.retrieval import rerank, reranked, to_run
+from vdr.retrieval import fuse, rerank, reranked, to_run
 from vdr.shards import atomic_path, load_beir, write_json
 
 
@@ -48,16 +50,23 @@ def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metric
         metrics[name], top[name] = evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
         print(f"{name}: ndcg@10 {metrics[name]['ndcg@10']:.4f}")
 
-    # 3. Rerank the finetuned embedder's top-k with the trained reranker
+    # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     indices, scores = top["finetuned"]
     candidates = indices[:, : evaluate.top_k]
-    cross_encoder = load_reranker(str(reranker), **kwargs)
-    started = time.perf_counter()
-    rerank_scores = rerank(cross_encoder, query_texts, documents, candidates, evaluate.batch_size)
-    milliseconds_per_query = 1000 * (time.perf_counter() - started) / max(len(query_ids), 1)
-    reranked_run = reranked(query_ids, corpus_ids, indices, scores, rerank_scores)
-    metrics["finetuned+reranker"] = {**ir_metrics(reranked_run, qrels), "top_k": evaluate.top_k, "ms_per_query": round(milliseconds_per_query, 1)}
-    print(f"finetuned+reranker: ndcg@10 {metrics['finetuned+reranker']['ndcg@10']:.4f} ({milliseconds_per_query:.0f} ms/query)")
+    rerankers = {"finetuned+reranker": str(reranker)} | ({"finetuned+base_reranker": params.models.reranker} if evaluate.base_reranker else {})
+    runs = {}
+    for name, reranker_path in rerankers.items():
+        cross_encoder = load_reranker(reranker_path, **kwargs)
+        started = time.perf_counter()
+        rerank_scores = rerank(cross_encoder, query_texts, documents, candidates, evaluate.batch_size)
+        cost = {"top_k": evaluate.top_k, "ms_per_query": round(1000 * (time.perf_counter() - started) / max(len(query_ids), 1), 1)}
+        variants = {name: fuse(rerank_scores, scores[:, : evaluate.top_k], evaluate.fusion_weight)}
+        if evaluate.fusion_weight < 1.0:
+            variants[f"{name}_only"] = rerank_scores
+        for variant, ordering in variants.items():
+            runs[variant] = reranked(query_ids, corpus_ids, indices, scores, ordering)
+            metrics[variant] = {**ir_metrics(runs[variant], qrels), **cost, "fusion_weight": evaluate.fusion_weight if variant == name else 1.0}
+            print(f"{variant}: ndcg@10 {metrics[variant]['ndcg@10']:.4f} ({cost['ms_per_query']:.0f} ms/query at top {evaluate.top_k})")
 
     # 4. Metrics, plots, report, run files
     write_json(metrics_path, metrics)
@@ -66,13 +75,15 @@ def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metric
         temporary.write_text(
             "# Results\n\n"
             f"Held-out set: {len(query_ids)} queries, {len(corpus_ids)} pages. Metrics: pytrec_eval, cosine similarity, "
-            f"reranker over the finetuned embedder's top {evaluate.top_k}.\n\n" + results_table(metrics)
+            f"reranker over the finetuned embedder's top {evaluate.top_k}, its score fused with the embedder's at weight "
+            f"{evaluate.fusion_weight} (`_only`: the reranker's order alone).\n\n" + results_table(metrics)
         )
     with atomic_path(runs) as temporary:
         temporary.mkdir()
         for name in ("base", "finetuned"):
             write_trec_run(temporary / f"{name}.trec", to_run(query_ids, corpus_ids, *top[name]), name)
-        write_trec_run(temporary / "finetuned+reranker.trec", reranked_run, "finetuned+reranker")
+        for name, run in runs.items():
+            write_trec_run(temporary / f"{name}.trec", run, name)
 
 
 if __name__ == "__main__":

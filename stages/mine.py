@@ -1,9 +1,13 @@
 """mine: hard negatives for every training pair, with the base embedder, or the dataset's own.
 
     python stages/mine.py             (run by `dvc repro mine`)
+    python stages/mine.py --section mine_reranker --output data/mined_reranker --metrics metrics/mine_reranker.json
+                                      (run by `dvc repro mine_reranker`: the reranker's negatives, mined with
+                                      the finetuned embedder, or the base one, as mine_reranker.embedder says)
 
 mine.source: mined searches the training pages with the base embedder: the positive itself is never a
-candidate, candidates are taken from ranks range_min..range_max, and any candidate scoring above
+candidate, candidates are taken from ranks range_min..range_max (the best-ranked, or a seeded random draw:
+sampling_strategy), and any candidate scoring above
 (1 - relative_margin) x the positive's score is skipped as a likely duplicate or false negative. Text
 pages go through sentence-transformers' `mine_hard_negatives`; page images (models.page_input: image)
 through the same rule on one encoding pass of the page screenshots.
@@ -17,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from datasets import Dataset
+from transformers import set_seed
 
 from vdr.models import load_embedder, loading_kwargs, require_images
 from vdr.pages import decode_image
@@ -25,28 +30,30 @@ from vdr.retrieval import encode_documents, encode_queries, mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
 
 
-def main(params_path: str, pages: Path, output: Path, metrics_path: Path) -> None:
-    # 1. Parameters and the training pages
+def main(params_path: str, section: str, pages: Path, finetuned: Path, output: Path, metrics_path: Path) -> None:
+    # 1. Parameters (the `mine` or `mine_reranker` section) and the training pages
     params = load_params(params_path)
-    mine = params.mine
+    mine = getattr(params, section)
+    embedder = str(finetuned) if getattr(mine, "embedder", "base") == "finetuned" else params.models.embedder
     train = read_table(pages / "train")
     page_column = "image" if params.models.page_input == "image" else "text"
     require_columns(train, ["query", page_column], pages / "train")
     queries, positives = train["query"].to_pylist(), train[page_column].to_pylist()
 
-    # 2. Negatives: the dataset's own, or mined with the base embedder
+    # 2. Negatives: the dataset's own, or mined with the embedder
     if mine.source == "given":
         given = sorted((c for c in train.column_names if c.startswith("negative_")), key=lambda c: int(c.split("_")[1]))
         if len(given) < mine.num_negatives:
             raise ValueError(
-                f"mine.num_negatives: {mine.num_negatives} asked, {pages / 'train'} carries {len(given)} given negative column(s) {given}; "
-                "lower it, keep more with fetch.train_negative_columns, or set mine.source: mined"
+                f"{section}.num_negatives: {mine.num_negatives} asked, {pages / 'train'} carries {len(given)} given negative column(s) {given}; "
+                "lower it, keep more with fetch.train_negative_columns, or set {section}.source: mined"
             )
         columns = {"query": queries, "positive": positives}
         columns.update({f"negative_{j + 1}": train[given[j]].to_pylist() for j in range(mine.num_negatives)})
         mined = Dataset.from_dict(columns)
     else:
-        model = load_embedder(params.models.embedder, mine.max_seq_length, **loading_kwargs(params.models))
+        model = load_embedder(embedder, mine.max_seq_length, **loading_kwargs(params.models))
+        set_seed(mine.seed)  # sampling_strategy: random draws from torch's generator
         if page_column == "image":
             require_images(model, "models.embedder")
             mined = mine_image_negatives(queries, positives, model, mine)
@@ -57,17 +64,22 @@ def main(params_path: str, pages: Path, output: Path, metrics_path: Path) -> Non
     with atomic_path(output) as temporary:
         temporary.mkdir()
         mined.to_parquet(str(temporary / "train.parquet"))
-    write_json(metrics_path, {"pairs": len(queries), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives, "source": mine.source})
+    write_json(
+        metrics_path,
+        {"pairs": len(queries), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives, "source": mine.source, "embedder": getattr(mine, "embedder", "base")},
+    )
 
 
 def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) -> Dataset:
     """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`."""
     query_embeddings = encode_queries(model, queries, mine.batch_size)
     page_embeddings = encode_documents(model, [decode_image(page) for page in pages], mine.batch_size)
-    chosen = mine_negatives(query_embeddings, page_embeddings, list(range(len(pages))), mine.num_negatives, mine.range_min, mine.range_max, mine.relative_margin)
+    chosen = mine_negatives(
+        query_embeddings, page_embeddings, list(range(len(pages))), mine.num_negatives, mine.range_min, mine.range_max, mine.relative_margin, mine.sampling_strategy, mine.seed
+    )
     kept = [i for i, negatives in enumerate(chosen) if negatives is not None]
     if not kept:
-        raise ValueError("mine: no training pair kept any negative; widen mine.range_max or lower mine.relative_margin")
+        raise ValueError("mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml")
     columns = {"query": [queries[i] for i in kept], "positive": [pages[i] for i in kept]}
     columns.update({f"negative_{j + 1}": [pages[chosen[i][j]] for i in kept] for j in range(mine.num_negatives)})
     return Dataset.from_dict(columns)
@@ -85,20 +97,22 @@ def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:
         range_max=mine.range_max,
         relative_margin=mine.relative_margin,
         num_negatives=mine.num_negatives,
-        sampling_strategy="top",
+        sampling_strategy=mine.sampling_strategy,
         output_format="n-tuple",
         batch_size=mine.batch_size,
     )
     if len(mined) == 0:
-        raise ValueError("mine: no training pair kept any negative; widen mine.range_max or lower mine.relative_margin")
+        raise ValueError("mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml")
     return mined
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--section", choices=["mine", "mine_reranker"], default="mine", help="the params.yaml section to mine with")
     parser.add_argument("--pages", type=Path, default=Path("data/pages"))
+    parser.add_argument("--finetuned", type=Path, default=Path("models/embedder"), help="the finetuned embedder (mine_reranker.embedder: finetuned)")
     parser.add_argument("--output", type=Path, default=Path("data/mined"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/mine.json"))
     args = parser.parse_args()
-    main(args.params, args.pages, args.output, args.metrics)
+    main(args.params, args.section, args.pages, args.finetuned, args.output, args.metrics)

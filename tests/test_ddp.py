@@ -36,7 +36,7 @@ def run_stage_on_two_processes(tmp_path, stage_env, stage: str, overrides: dict)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params[stage].update(overrides)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tiny_mined(tmp_path / "data/mined")
+    tiny_mined(tmp_path / ("data/mined_reranker" if stage == "train_reranker" else "data/mined"))
     env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run([sys.executable, str(REPO / f"stages/{stage}.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
@@ -73,7 +73,7 @@ def test_train_embedder_on_two_processes(tmp_path, stage_env):
 
 def test_train_reranker_on_two_processes(tmp_path, stage_env):
     output = run_stage_on_two_processes(
-        tmp_path, stage_env, "train_reranker", {"max_train_queries": 16, "negatives_per_positive": 1, "max_length": 48, "batch_size": 4, "num_processes": 2}
+        tmp_path, stage_env, "train_reranker", {"max_train_queries": 16, "negatives_per_positive": 1, "eval_queries": 0, "max_length": 48, "batch_size": 4, "num_processes": 2}
     )
     assert output.count("training on 32 (query, page, label) pairs") == 2, output[-3000:]
 

@@ -11,13 +11,14 @@ from tests.conftest import REPO, stage_environment
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = {"fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish"}
+ALL_STAGES = {"fetch", "render", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
 TINY = {
     "fetch": {"packages": ["networkx"], "num_train_pairs": 24, "num_eval_queries": 10, "num_eval_pages": 30},
     "render": {"workers": 1, "shard_size": 16},
     "mine": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
+    "mine_reranker": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
     "train_embedder": {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 8, "mini_batch_size": 8, "matryoshka_dims": [384, 64]},
-    "train_reranker": {"max_train_queries": 8, "max_length": 48, "batch_size": 8},
+    "train_reranker": {"max_train_queries": 8, "negatives_per_positive": 2, "eval_queries": 4, "max_length": 48, "batch_size": 8},
     "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
 }
 
@@ -60,7 +61,8 @@ def snapshot(repo):
         if out["path"].startswith(("data/", "models/")) and out["path"] != "models/published"
     }
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    metrics["finetuned+reranker"].pop("ms_per_query")
+    for system in ("finetuned+reranker", "finetuned+reranker_only"):
+        metrics[system].pop("ms_per_query")
     return hashes, metrics
 
 
@@ -76,7 +78,7 @@ def test_pipeline_end_to_end(first_run, stage_env):
     repo, output, _ = first_run
     assert ran_stages(output) == ALL_STAGES
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    for system in ("base", "finetuned", "finetuned+reranker"):
+    for system in ("base", "finetuned", "finetuned+reranker", "finetuned+reranker_only"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
         assert set(metrics[system]) >= {"ndcg@10", "mrr@10", "recall@10"}
     assert set(metrics["finetuned"]["dims"]) == {"384", "64"}
@@ -86,6 +88,7 @@ def test_pipeline_end_to_end(first_run, stage_env):
     assert "| dims | base | finetuned |" in (repo / "reports/results.md").read_text()
     runs = (repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
     assert len({line.split()[0] for line in runs}) == 10  # reranking never drops a query
+    assert "eval_held_out_ndcg@10" in json.loads((repo / "dvclive/train_reranker/metrics.json").read_text())  # the in-training evaluator
     assert "finetuned+reranker" in run(["dvc", "metrics", "show", "--json"], repo, stage_env)
 
 
@@ -101,11 +104,11 @@ def test_only_what_changed_reruns(first_run, stage_env):
     # nothing changed: nothing reruns
     assert "up to date" in run(["dvc", "status"], repo, stage_env)
     assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == set()
-    # a train_embedder param reruns the embedder and what depends on it, never the data stages
+    # a train_embedder param reruns the embedder and what depends on it (the reranker trains on its negatives), never the data stages
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train_embedder"]["learning_rate"] = 2e-4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"train_embedder", "evaluate", "publish"}
+    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
 
 
 def test_missing_input_is_named(tmp_path, stage_env):

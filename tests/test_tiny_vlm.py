@@ -77,16 +77,18 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
 
     # 1. The whole pipeline, composed by DVC from conf/ (local dataset, given negatives)
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog"], repo, stage_env)
-    assert ran_stages(output) == {"fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(output) == {"fetch", "render", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile_name"] == "tiny_blog" and params["fetch"]["source"] == "local"
     fetched = json.loads((repo / "metrics/fetch.json").read_text())
     assert (fetched["train_pairs"], fetched["eval_queries"], fetched["eval_pages"]) == (24, 8, 40)  # 8 queries x (1 + 4 negatives)
     assert json.loads((repo / "metrics/mine.json").read_text())["source"] == "given"
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    for system in ("base", "finetuned", "finetuned+reranker"):
+    for system in ("base", "finetuned", "finetuned+reranker", "finetuned+base_reranker"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
     assert set(metrics["finetuned"]["dims"]) == {"64", "32"}
+    assert json.loads((repo / "metrics/mine_reranker.json").read_text())["embedder"] == "finetuned"  # (query text, page image) negatives from the finetuned embedder
+    assert "eval_held_out_ndcg@10" in (repo / "dvclive/train_reranker/metrics.json").read_text()
     assert "vdr-eval-hard" in (repo / "dvclive/train_embedder/metrics.json").read_text()
     published = json.loads((repo / "models/published/config_sentence_transformers.json").read_text())
     assert published["truncate_dim"] == 32
@@ -95,5 +97,5 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
 
     # 2. Mined negatives instead of the given ones: the data stages before mine do not rerun
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog", "-S", "mine.source=mined"], repo, stage_env)
-    assert ran_stages(output) == {"mine", "train_embedder", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(output) == {"mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
     assert json.loads((repo / "metrics/mine.json").read_text())["source"] == "mined"

@@ -1,7 +1,7 @@
 """vdr-eval: score any sentence-transformers model, optionally with a reranker, on a BEIR-layout retrieval set.
 
     vdr-eval --model PATH --dataset DIR --output metrics.json --run-file run.trec \\
-             [--reranker PATH --top-k 20] [--dims 384,128,64]
+             [--reranker PATH --top-k 20 --fusion-weight 1.0] [--dims 384,128,64]
 
 DIR holds corpus.parquet (or corpus/*.parquet: `id`, and `text` and/or `image` bytes), queries.parquet
 (`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed). Metrics come from
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
 from vdr.models import load_embedder, load_reranker
-from vdr.retrieval import rerank, reranked, to_run
+from vdr.retrieval import fuse, rerank, reranked, to_run
 from vdr.shards import load_beir, write_json
 
 
@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-file", type=Path, help="TREC run file of the final ranking")
     parser.add_argument("--reranker", help="CrossEncoder to rerank the top-k with")
     parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument("--fusion-weight", type=float, default=1.0, help="reranked order: w x reranker + (1 - w) x embedder score, standardised per query; 1.0: the reranker alone")
     parser.add_argument("--dims", default="", help="comma-separated Matryoshka dimensions, e.g. 384,128,64")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=None)
     args = parser.parse_args(argv)
+    if not 0.0 <= args.fusion_weight <= 1.0:
+        parser.error(f"--fusion-weight must be between 0 and 1, got {args.fusion_weight}")
     try:
         dims = [int(d) for d in args.dims.split(",") if d.strip()]
     except ValueError:
@@ -70,8 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         rerank_scores = rerank(cross_encoder, query_texts, documents, indices[:, : args.top_k], args.batch_size)
         milliseconds = 1000 * (time.perf_counter() - started) / max(len(query_ids), 1)
-        run, tag = reranked(query_ids, corpus_ids, indices, scores, rerank_scores), "rerank"
-        result["reranked"] = {**ir_metrics(run, qrels), "reranker": args.reranker, "top_k": args.top_k, "ms_per_query": round(milliseconds, 1)}
+        ordering = fuse(rerank_scores, scores[:, : args.top_k], args.fusion_weight)
+        run, tag = reranked(query_ids, corpus_ids, indices, scores, ordering), "rerank"
+        result["reranked"] = {
+            **ir_metrics(run, qrels), "reranker": args.reranker, "top_k": args.top_k, "fusion_weight": args.fusion_weight, "ms_per_query": round(milliseconds, 1)
+        }
 
     # 4. Write
     write_json(args.output, result)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-ROW_LABELS = {"base": "base embedder", "finetuned": "finetuned embedder", "finetuned+reranker": "finetuned embedder + reranker"}
+ROW_LABELS = {
+    "base": "base embedder",
+    "finetuned": "finetuned embedder",
+    "finetuned+base_reranker": "finetuned embedder + base reranker",
+    "finetuned+base_reranker_only": "finetuned embedder + base reranker (reranker order only)",
+    "finetuned+reranker": "finetuned embedder + finetuned reranker",
+    "finetuned+reranker_only": "finetuned embedder + finetuned reranker (reranker order only)",
+}
 
 
 def results_table(metrics: dict) -> str:
     """Markdown: one row per system at full size, then NDCG@10 per Matryoshka dimension."""
     systems = [s for s in ROW_LABELS if s in metrics]
     lines = [
-        "| system | NDCG@10 | MRR@10 | Recall@10 |",
-        "|---|---|---|---|",
+        "| system | NDCG@10 | MRR@10 | Recall@10 | reranking ms/query |",
+        "|---|---|---|---|---|",
     ]
     for system in systems:
         m = metrics[system]
-        lines.append(f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} |")
+        cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "ms_per_query" in m else ""
+        lines.append(f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |")
     dims = sorted({int(d) for s in ("base", "finetuned") if s in metrics for d in metrics[s].get("dims", {})}, reverse=True)
     if dims:
         lines += ["", "| dims | base | finetuned |", "|---|---|---|"]

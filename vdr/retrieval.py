@@ -45,8 +45,21 @@ def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.nd
     return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)
 
 
+def fuse(rerank_scores: np.ndarray, retrieval_scores: np.ndarray, weight: float) -> np.ndarray:
+    """weight x reranker score + (1 - weight) x retrieval score, each standardised (z-score) over a query's top-k.
+
+    weight 1.0 returns the reranker's scores unchanged: its order alone."""
+    if weight == 1.0:
+        return rerank_scores
+
+    def standardised(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-6)
+
+    return weight * standardised(rerank_scores) + (1 - weight) * standardised(retrieval_scores.astype(np.float64))
+
+
 def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray) -> dict[str, dict[str, float]]:
-    """A run where each query's first k documents are ordered by the reranker and the rest keep the retrieval order.
+    """A run where each query's first k documents are ordered by `rerank_scores` and the rest keep the retrieval order.
 
     Reranker scores are shifted above every retrieval score, so reranked documents stay on top.
     """
@@ -59,15 +72,30 @@ def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray
     return run
 
 def mine_negatives(
-    query_embeddings: np.ndarray, page_embeddings: np.ndarray, positives: list[int], num_negatives: int, range_min: int, range_max: int, relative_margin: float
+    query_embeddings: np.ndarray,
+    page_embeddings: np.ndarray,
+    positives: list[int],
+    num_negatives: int,
+    range_min: int,
+    range_max: int,
+    relative_margin: float,
+    sampling_strategy: str = "top",
+    seed: int = 0,
 ) -> list[list[int] | None]:
-    """Hard negatives by page index, for any page modality: for query i, the best-scoring pages at ranks
-    range_min..range_max other than its positive, skipping any that score above (1 - relative_margin) x the
-    positive's score (a likely duplicate or unlabelled positive). None where fewer than num_negatives remain."""
+    """Hard negatives by page index, for any page modality: for query i, the pages at ranks range_min..range_max
+    other than its positive, skipping any that score above (1 - relative_margin) x the positive's score (a likely
+    duplicate or unlabelled positive); the best-ranked of them (sampling_strategy "top") or a seeded random draw
+    ("random"). None where fewer than num_negatives remain."""
     indices, scores = search(query_embeddings, page_embeddings, range_max)
+    generator = np.random.default_rng(seed)
     chosen = []
     for i, positive in enumerate(positives):
         ceiling = (1 - relative_margin) * float(query_embeddings[i] @ page_embeddings[positive])
         ranked = [int(j) for j, score in zip(indices[i, range_min:], scores[i, range_min:]) if j != positive and score <= ceiling]
-        chosen.append(ranked[:num_negatives] if len(ranked) >= num_negatives else None)
+        if len(ranked) < num_negatives:
+            chosen.append(None)
+        elif sampling_strategy == "random":
+            chosen.append([ranked[j] for j in sorted(generator.choice(len(ranked), num_negatives, replace=False))])
+        else:
+            chosen.append(ranked[:num_negatives])
     return chosen

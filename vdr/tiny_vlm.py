@@ -189,8 +189,9 @@ def tiny_blog_params(blog: dict, embedder: str, reranker: str, dataset: str, bf1
     params["models"]["model_kwargs"] = {"attn_implementation": "sdpa", "dtype": "bfloat16" if bf16 else "float32"}
     params["render"].update(workers=1, shard_size=16, max_pixels=160 * 208)
     params["mine"].update(batch_size=8, range_max=20, relative_margin=0.0)
+    params["mine_reranker"].update(batch_size=8, range_max=20, relative_margin=0.0)
     params["train_embedder"].update(batch_size=8, eval_batch_size=8, mini_batch_size=4, bf16=bf16, matryoshka_dims=[64, 32], learning_rate=1e-4, evaluator_batch_size=8, eval_steps=0.5, save_steps=0.5, logging_steps=1)
-    params["train_reranker"].update(batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4)
+    params["train_reranker"].update(batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4, eval_queries=4, eval_steps=0.5)
     params["evaluate"].update(batch_size=8, top_k=5, dims=[64, 32])
     params["publish"].update(truncate_dim=32)
     return params
