@@ -106,3 +106,9 @@ def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tm
     assert metrics["ndcg@10"] == pytest.approx(mean("ndcg_cut_10"), abs=1e-9)
     assert metrics["recall@1"] == pytest.approx(mean("recall_1"), abs=1e-9)
     assert metrics["recall@1"] == 1.0  # MiniLM finds each page from its OCR text
+
+
+def test_an_unreadable_image_names_its_row(pages, tmp_path):
+    corpus = pa.table({"id": ["good", "broken"], "image": [pages["p1"], b"not an image"]})
+    with pytest.raises(RuntimeError, match="OCR of set, id 'broken' failed"):
+        page_texts(corpus, "set", cache_dir=tmp_path)

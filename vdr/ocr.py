@@ -73,20 +73,27 @@ def one_thread_per_tesseract():
             os.environ["OMP_THREAD_LIMIT"] = before
 
 
-def _read(image_bytes: bytes) -> str:
+def _read(job: tuple[str, bytes]) -> str:
     import pytesseract
     from PIL import Image
 
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        return pytesseract.image_to_string(image.convert("RGB"), lang=LANGUAGE).strip()
+    name, image_bytes = job
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            return pytesseract.image_to_string(image.convert("RGB"), lang=LANGUAGE).strip()
+    except Exception as error:  # a page that cannot be decoded or read names itself
+        raise RuntimeError(f"OCR of {name} failed: {error}") from error
 
 
-def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers: int | None = None) -> list[str]:
-    """The text of each page image (PNG/JPEG bytes), from the cache or from tesseract; same order as `images`."""
+def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers: int | None = None, names: list[str] | None = None) -> list[str]:
+    """The text of each page image (PNG/JPEG bytes), from the cache or from tesseract; same order as `images`.
+
+    `names` (e.g. "corpus.parquet, id 'p1'") only label errors; by default "image 0", "image 1", ...
+    """
     folder = Path(cache_dir or default_cache_dir()) / f"tesseract-{tesseract_version()}-{LANGUAGE}"
     keys = [hashlib.sha256(data).hexdigest() for data in images]
     path = lambda key: folder / key[:2] / f"{key}.txt"  # noqa: E731
-    missing = {key: data for key, data in zip(keys, images) if not path(key).exists()}
+    missing = {key: (name, data) for key, name, data in zip(keys, names or [f"image {i}" for i in range(len(images))], images) if not path(key).exists()}
     if missing:
         print(f"OCR: {len(missing)} of {len(images)} pages with tesseract ({len(images) - len(missing)} cached in {folder})")
         with one_thread_per_tesseract(), ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
@@ -105,7 +112,8 @@ def page_texts(corpus, where: str | Path, cache_dir: str | Path | None = None, w
         raise ValueError(f"{where}: the corpus needs a 'text' or an 'image' column")
     if corpus["image"].null_count:
         raise ValueError(f"{where}: {corpus['image'].null_count} row(s) have no image to read with OCR; fill the 'image' column or add a 'text' column")
-    return ocr_images(corpus["image"].to_pylist(), cache_dir, workers)
+    names = [f"{where}, id '{doc_id}'" for doc_id in corpus["id"].to_pylist()]
+    return ocr_images(corpus["image"].to_pylist(), cache_dir, workers, names)
 
 
 def page_documents(corpus, page_input: str, where: str | Path, cache_dir: str | Path | None = None, workers: int | None = None) -> list:
