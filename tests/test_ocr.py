@@ -10,13 +10,17 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
 import pytesseract
 import pytrec_eval
 
+from tests.conftest import REPO
 from vdr.cli import main
+from vdr.models import resolve_model
 from vdr.ocr import TesseractMissingError, ocr_images, page_texts
 from vdr.pages import render_document
 from vdr.shards import write_qrels, write_table
@@ -86,12 +90,17 @@ def test_page_texts_uses_the_text_layer_and_reads_an_empty_one_through_ocr(pages
     assert "arithmetic" in words(page_texts(screenshots, "set", cache_dir=tmp_path)[0])
 
 
-def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tmp_path):
-    dataset = tmp_path / "set"
+def image_only_set(pages, dataset):
+    """A BEIR-layout set whose corpus has page images and no text."""
     dataset.mkdir()
     write_table(dataset / "corpus.parquet", pa.table({"id": list(pages), "image": list(pages.values())}))
     write_table(dataset / "queries.parquet", pa.table({"id": list(QUERIES), "text": list(QUERIES.values())}))
     write_qrels(dataset / "qrels.tsv", QRELS)
+    return dataset
+
+
+def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tmp_path):
+    dataset = image_only_set(pages, tmp_path / "set")
     cache = tmp_path / "ocr-cache"
     main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--ocr-cache", str(cache)])
 
@@ -112,3 +121,22 @@ def test_an_unreadable_image_names_its_row(pages, tmp_path):
     corpus = pa.table({"id": ["good", "broken"], "image": [pages["p1"], b"not an image"]})
     with pytest.raises(RuntimeError, match="OCR of set, id 'broken' failed"):
         page_texts(corpus, "set", cache_dir=tmp_path)
+
+
+def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_env):
+    """embed_base then evaluate on an image-only set with the cpu profile's text model; the base embedder
+    doubles as the 'finetuned' one, so its metrics from embed_base's embeddings must equal evaluate's own."""
+    dataset = image_only_set(pages, tmp_path / "set")
+    model = resolve_model(MODEL)
+    cache, out = tmp_path / "ocr-cache", tmp_path / "out"
+    common = ["--params", str(REPO / "params.yaml"), "--dataset", str(dataset), "--ocr-cache", str(cache)]
+    for command in (
+        [sys.executable, str(REPO / "stages/embed_base.py"), *common, "--output", str(out / "base")],
+        [sys.executable, str(REPO / "stages/evaluate.py"), *common, "--base-embeddings", str(out / "base"), "--embedder", model, "--reranker", model,
+         "--metrics", str(out / "m.json"), "--plots", str(out / "plots.json"), "--report", str(out / "results.md"), "--runs", str(out / "runs")],
+    ):
+        result = subprocess.run(command, cwd=tmp_path, env=stage_env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(list(cache.rglob("*.txt"))) == len(pages)
+    metrics = json.loads((out / "m.json").read_text())
+    assert metrics["base"] == metrics["finetuned"] and metrics["base"]["recall@1"] == 1.0
