@@ -20,11 +20,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/venv/bin:$PATH \
     HF_HOME=/cache/huggingface
 
-# 1. System packages: Python 3.11 and git (DVC experiments are git commits). Their versions follow
-#    the base image's release; everything that decides a result is pinned by requirements.lock.
+# 1. System packages: Python 3.11, git (DVC experiments are git commits) and tesseract-ocr (text
+#    models read image-only pages through OCR). Their versions follow the base image's release;
+#    everything else that decides a result is pinned by requirements.lock.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.11 python3.11-venv git ca-certificates \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-venv git ca-certificates tesseract-ocr \
     && rm -rf /var/lib/apt/lists/* \
     && python3.11 -m venv "$VIRTUAL_ENV"
 

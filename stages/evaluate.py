@@ -7,6 +7,8 @@ scores (query text, page image) pairs). The reranker reorders the finetuned embe
 reported `finetuned+reranker` order fuses its score with the embedder's (evaluate.fusion_weight), and
 `finetuned+reranker_only` is the reranker's order alone. Each model encodes the corpus and the queries ONCE at full
 size; every Matryoshka dimension is scored by truncating and renormalising those embeddings. Metrics come from pytrec_eval.
+Text models read image-only pages through OCR (vdr/ocr.py). The base embedder's embeddings come from
+the embed_base stage (data/embeddings/base), so a finetuning change never re-encodes them.
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
 reports/results.md and TREC run files in data/runs/.
 """
@@ -17,38 +19,42 @@ import argparse
 import time
 from pathlib import Path
 
-from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
+from vdr.embeddings import encoding_settings, load_embeddings
+from vdr.evaluation import evaluate_embedder, evaluate_embeddings, ir_metrics, write_trec_run
 from vdr.models import load_embedder, load_reranker, loading_kwargs, require_images
-from vdr.pages import decode_image
+from vdr.ocr import page_documents
 from vdr.params import load_params
 from vdr.report import ndcg_by_dimension, results_table
 from vdr.retrieval import fuse, rerank, reranked, to_run
 from vdr.shards import atomic_path, load_beir, write_json
 
 
-def main(params_path: str, dataset: Path, embedder: Path, reranker: Path, metrics_path: Path, plots_path: Path, report_path: Path, runs: Path) -> None:
+def main(
+    params_path: str, dataset: Path, embedder: Path, reranker: Path, metrics_path: Path, plots_path: Path, report_path: Path, runs: Path,
+    base_embeddings: Path = Path("data/embeddings/base"), ocr_cache: Path | None = None, ocr_workers: int | None = None,
+) -> None:
     # 1. Parameters and the held-out set
     params = load_params(params_path)
     evaluate = params.evaluate
     corpus, queries, qrels = load_beir(dataset)
     page_column = params.models.page_input
-    if page_column not in corpus.column_names:
-        raise ValueError(f"{dataset}: models.page_input is {page_column}, but the corpus has no '{page_column}' column")
     corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
-    documents = [decode_image(b) for b in corpus["image"].to_pylist()] if page_column == "image" else corpus["text"].to_pylist()
+    documents = page_documents(corpus, page_column, dataset, ocr_cache, ocr_workers)  # text layer, OCR or screenshots
     kwargs = loading_kwargs(params.models)
     query_ids = [q for q in queries if q in qrels]
     query_texts = [queries[q] for q in query_ids]
     print(f"{len(query_ids)} queries, {len(corpus_ids)} pages")
 
-    # 2. Base and finetuned embedders, one encoding pass each
+    # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
     metrics, top = {}, {}
-    for name, model_path in (("base", params.models.embedder), ("finetuned", str(embedder))):
-        model = load_embedder(model_path, evaluate.max_seq_length, **kwargs)
-        if page_column == "image":
-            require_images(model, f"models.embedder ({name})")
-        metrics[name], top[name] = evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
-        print(f"{name}: ndcg@10 {metrics[name]['ndcg@10']:.4f}")
+    base_queries, base_corpus = load_embeddings(base_embeddings, query_ids, corpus_ids, encoding_settings(params), stage="embed_base")
+    metrics["base"], top["base"] = evaluate_embeddings(base_queries, base_corpus, query_ids, corpus_ids, qrels, evaluate.dims)
+    print(f"base: ndcg@10 {metrics['base']['ndcg@10']:.4f}")
+    model = load_embedder(str(embedder), evaluate.max_seq_length, **kwargs)
+    if page_column == "image":
+        require_images(model, "models.embedder (finetuned)")
+    metrics["finetuned"], top["finetuned"] = evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, evaluate.dims, evaluate.batch_size)
+    print(f"finetuned: ndcg@10 {metrics['finetuned']['ndcg@10']:.4f}")
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     indices, scores = top["finetuned"]
@@ -96,5 +102,8 @@ if __name__ == "__main__":
     parser.add_argument("--plots", type=Path, default=Path("metrics/ndcg_by_dim.json"))
     parser.add_argument("--report", type=Path, default=Path("reports/results.md"))
     parser.add_argument("--runs", type=Path, default=Path("data/runs"))
+    parser.add_argument("--base-embeddings", type=Path, default=Path("data/embeddings/base"))
+    parser.add_argument("--ocr-cache", type=Path, default=None, help="OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)")
+    parser.add_argument("--ocr-workers", type=int, default=None, help="tesseract processes side by side (default: up to 4)")
     args = parser.parse_args()
-    main(args.params, args.dataset, args.embedder, args.reranker, args.metrics, args.plots, args.report, args.runs)
+    main(args.params, args.dataset, args.embedder, args.reranker, args.metrics, args.plots, args.report, args.runs, args.base_embeddings, args.ocr_cache, args.ocr_workers)

@@ -8,10 +8,14 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, stage_environment
+from vdr.evaluation import evaluate_embedder
+from vdr.models import load_embedder, loading_kwargs
+from vdr.params import load_params
+from vdr.shards import load_beir
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = {"fetch", "render", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+ALL_STAGES = {"fetch", "render", "embed_base", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
 TINY = {
     "fetch": {"packages": ["networkx"], "num_train_pairs": 24, "num_eval_queries": 10, "num_eval_pages": 30},
     "render": {"workers": 1, "shard_size": 16},
@@ -99,16 +103,33 @@ def test_fresh_runs_are_identical(first_run, tmp_path, stage_env):
     assert snapshot(second_repo) == first
 
 
+def test_base_metrics_from_embed_base_equal_encoding_the_base_model_in_evaluate(first_run):
+    """The split changes no number: the base metrics scored from embed_base's embeddings are the ones
+    evaluate computed when it encoded the base model itself (evaluate_embedder, as before the split)."""
+    repo, _, _ = first_run
+    params = load_params(repo / "params.yaml")
+    corpus, queries, qrels = load_beir(repo / "data/pages/eval")
+    query_ids = [q for q in queries if q in qrels]
+    model = load_embedder(params.models.embedder, params.evaluate.max_seq_length, **loading_kwargs(params.models))
+    corpus_ids, documents = [str(i) for i in corpus["id"].to_pylist()], corpus["text"].to_pylist()
+    direct, _ = evaluate_embedder(model, query_ids, [queries[q] for q in query_ids], corpus_ids, documents, qrels, params.evaluate.dims, params.evaluate.batch_size)
+    assert json.loads((repo / "metrics/evaluate.json").read_text())["base"] == direct
+
+
 def test_only_what_changed_reruns(first_run, stage_env):
     repo, _, _ = first_run
     # nothing changed: nothing reruns
     assert "up to date" in run(["dvc", "status"], repo, stage_env)
     assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == set()
-    # a train_embedder param reruns the embedder and what depends on it (the reranker trains on its negatives), never the data stages
+    # a train_embedder param reruns the embedder and what depends on it (the reranker trains on its negatives),
+    # never the data stages nor the base model's encoding of the held-out set (embed_base); base metrics stay the same
+    before = json.loads((repo / "metrics/evaluate.json").read_text())
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train_embedder"]["learning_rate"] = 2e-4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+    after = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert after["base"] == before["base"]
 
 
 def test_missing_input_is_named(tmp_path, stage_env):

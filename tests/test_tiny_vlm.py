@@ -77,7 +77,7 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
 
     # 1. The whole pipeline, composed by DVC from conf/ (local dataset, given negatives)
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog"], repo, stage_env)
-    assert ran_stages(output) == {"fetch", "render", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(output) == {"fetch", "render", "embed_base", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile_name"] == "tiny_blog" and params["fetch"]["source"] == "local"
     fetched = json.loads((repo / "metrics/fetch.json").read_text())
@@ -95,7 +95,7 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
     qrels = (repo / "data/pages/eval/qrels.tsv").read_text().splitlines()
     assert qrels[1:3] == ["0\t0\t1", "1\t1\t1"]
 
-    # 2. Mined negatives instead of the given ones: the data stages before mine do not rerun
+    # 2. Mined negatives instead of the given ones: the data stages before mine and embed_base do not rerun
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog", "-S", "mine.source=mined"], repo, stage_env)
     assert ran_stages(output) == {"mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
     assert json.loads((repo / "metrics/mine.json").read_text())["source"] == "mined"

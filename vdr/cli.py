@@ -5,33 +5,31 @@
 
 DIR holds corpus.parquet (or corpus/*.parquet: `id`, and `text` and/or `image` bytes), queries.parquet
 (`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed). Metrics come from
-pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise).
+pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise). A text-only
+model on an image-only corpus reads the pages through OCR (tesseract-ocr; results cached by image hash).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from pathlib import Path
 
 from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
 from vdr.models import load_embedder, load_reranker
+from vdr.ocr import page_texts
+from vdr.pages import decode_image
 from vdr.retrieval import fuse, rerank, reranked, to_run
 from vdr.shards import load_beir, write_json
 
 
-def corpus_documents(corpus, model, dataset: Path) -> list:
-    """The page text when the corpus has it, else the page images (for a model that takes images)."""
-    if "text" in corpus.column_names and any(corpus["text"].to_pylist()):
-        return corpus["text"].to_pylist()
-    if "image" in corpus.column_names:
-        if not model.supports("image"):
-            raise ValueError(f"{dataset}: the corpus has images but no text, and the model reads text only; add a 'text' column (e.g. OCR of the pages)")
-        from PIL import Image
-
-        return [Image.open(io.BytesIO(data)).convert("RGB") for data in corpus["image"].to_pylist()]
-    raise ValueError(f"{dataset}: the corpus needs a 'text' or an 'image' column")
+def corpus_documents(corpus, model, dataset: Path, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:
+    """The page text when the corpus has it; else the page images for a model that takes images, or
+    their OCR (tesseract) for a text-only model."""
+    has_text = "text" in corpus.column_names and any(corpus["text"].to_pylist())
+    if has_text or "image" not in corpus.column_names or not model.supports("image"):
+        return page_texts(corpus, dataset, ocr_cache, ocr_workers)
+    return [decode_image(data) for data in corpus["image"].to_pylist()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", default="", help="comma-separated Matryoshka dimensions, e.g. 384,128,64")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=None)
+    parser.add_argument("--ocr-cache", type=Path, default=None, help="OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)")
+    parser.add_argument("--ocr-workers", type=int, default=None, help="tesseract processes side by side (default: up to 4)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.fusion_weight <= 1.0:
         parser.error(f"--fusion-weight must be between 0 and 1, got {args.fusion_weight}")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     corpus, queries, qrels = load_beir(args.dataset)
     model = load_embedder(args.model, args.max_seq_length, key="--model")
     corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
-    documents = corpus_documents(corpus, model, args.dataset)
+    documents = corpus_documents(corpus, model, args.dataset, args.ocr_cache, args.ocr_workers)
     query_ids = [q for q in queries if q in qrels]
     query_texts = [queries[q] for q in query_ids]
 

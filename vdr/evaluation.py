@@ -66,6 +66,11 @@ def evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrel
     """
     query_embeddings = encode_queries(model, query_texts, batch_size)
     document_embeddings = encode_documents(model, documents, batch_size)
+    return evaluate_embeddings(query_embeddings, document_embeddings, query_ids, corpus_ids, qrels, dims)
+
+
+def evaluate_embeddings(query_embeddings, document_embeddings, query_ids, corpus_ids, qrels, dims):
+    """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated + renormalised)."""
     full = query_embeddings.shape[1]
     too_large = [d for d in dims if d > full]
     if too_large:

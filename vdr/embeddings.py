@@ -1,0 +1,53 @@
+"""Embeddings written by one stage and read by another, so that a (model, corpus) pair is encoded once.
+
+A folder holds queries.npy and corpus.npy (full size, unit length, one row per id, as the model
+returned them) and info.json: the query and corpus ids in row order and the settings they were
+encoded with. Reading checks both against what the reader expects, so stale embeddings never score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vdr.shards import atomic_path
+
+
+def encoding_settings(params) -> dict:
+    """Everything in params.yaml that changes the base embedder's embeddings of the held-out set."""
+    models = params.models
+    return {
+        "embedder": models.embedder,
+        "page_input": models.page_input,
+        "model_kwargs": models.model_kwargs.model_dump(exclude_none=True),
+        "processor_kwargs": models.processor_kwargs.model_dump(exclude_none=True),
+        "max_seq_length": params.evaluate.max_seq_length,
+        "batch_size": params.evaluate.batch_size,
+    }
+
+
+def save_embeddings(folder: Path, query_embeddings: np.ndarray, corpus_embeddings: np.ndarray, query_ids: list[str], corpus_ids: list[str], settings: dict) -> None:
+    info = {"settings": settings, "query_ids": query_ids, "corpus_ids": corpus_ids}
+    with atomic_path(folder) as temporary:
+        temporary.mkdir()
+        np.save(temporary / "queries.npy", query_embeddings)
+        np.save(temporary / "corpus.npy", corpus_embeddings)
+        (temporary / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load_embeddings(folder: Path, query_ids: list[str], corpus_ids: list[str], settings: dict, stage: str) -> tuple[np.ndarray, np.ndarray]:
+    """(query embeddings, corpus embeddings) in the order of `query_ids` and `corpus_ids`."""
+    info_path = Path(folder) / "info.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{folder} holds no embeddings (no info.json); run `dvc repro {stage}` first")
+    info = json.loads(info_path.read_text())
+    if info["settings"] != json.loads(json.dumps(settings)):
+        raise ValueError(f"{folder} was encoded with {info['settings']}, but params.yaml now gives {settings}; run `dvc repro {stage}`")
+    if info["query_ids"] != query_ids or info["corpus_ids"] != corpus_ids:
+        raise ValueError(f"{folder}: its query or corpus ids differ from the evaluation set's (a changed dataset?); run `dvc repro {stage}`")
+    queries, corpus = np.load(Path(folder) / "queries.npy"), np.load(Path(folder) / "corpus.npy")
+    if queries.shape[0] != len(query_ids) or corpus.shape[0] != len(corpus_ids):
+        raise ValueError(f"{folder}: {queries.shape[0]} query and {corpus.shape[0]} corpus rows for {len(query_ids)} and {len(corpus_ids)} ids; run `dvc repro {stage}`")
+    return queries, corpus
