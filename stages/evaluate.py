@@ -60,7 +60,7 @@ def main(
     indices, scores = top["finetuned"]
     candidates = indices[:, : evaluate.top_k]
     rerankers = {"finetuned+reranker": str(reranker)} | ({"finetuned+base_reranker": params.models.reranker} if evaluate.base_reranker else {})
-    runs = {}
+    reranked_runs = {}
     for name, reranker_path in rerankers.items():
         cross_encoder = load_reranker(reranker_path, **kwargs)
         started = time.perf_counter()
@@ -70,8 +70,8 @@ def main(
         if evaluate.fusion_weight < 1.0:
             variants[f"{name}_only"] = rerank_scores
         for variant, ordering in variants.items():
-            runs[variant] = reranked(query_ids, corpus_ids, indices, scores, ordering)
-            metrics[variant] = {**ir_metrics(runs[variant], qrels), **cost, "fusion_weight": evaluate.fusion_weight if variant == name else 1.0}
+            reranked_runs[variant] = reranked(query_ids, corpus_ids, indices, scores, ordering)
+            metrics[variant] = {**ir_metrics(reranked_runs[variant], qrels), **cost, "fusion_weight": evaluate.fusion_weight if variant == name else 1.0}
             print(f"{variant}: ndcg@10 {metrics[variant]['ndcg@10']:.4f} ({cost['ms_per_query']:.0f} ms/query at top {evaluate.top_k})")
 
     # 4. Metrics, plots, report, run files
@@ -88,7 +88,7 @@ def main(
         temporary.mkdir()
         for name in ("base", "finetuned"):
             write_trec_run(temporary / f"{name}.trec", to_run(query_ids, corpus_ids, *top[name]), name)
-        for name, run in runs.items():
+        for name, run in reranked_runs.items():
             write_trec_run(temporary / f"{name}.trec", run, name)
 
 

@@ -103,7 +103,7 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
     card = hub.files(REPO_ID)["README.md"].decode()
     commit = head_commit(publish_repo)
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
-    assert "| finetuned embedder + reranker | 0.7000 |" in card
+    assert "| finetuned embedder + finetuned reranker | 0.7000 |" in card
     assert "| dims | base | finetuned |" in card and "| 64 | 0.3000 | 0.5000 |" in card
     assert "networkx 3.6.1" in card and "learning_rate" in card
     assert f"git commit: `{commit}`" in card and "dvc.lock sha256" in card and "DVC experiment: `exp-tiny`" in card
