@@ -92,7 +92,7 @@ def test_pipeline_end_to_end(first_run, stage_env):
     assert "| dims | base | finetuned |" in (repo / "reports/results.md").read_text()
     runs = (repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
     assert len({line.split()[0] for line in runs}) == 10  # reranking never drops a query
-    assert "eval_held_out_ndcg@10" in json.loads((repo / "dvclive/train_reranker/metrics.json").read_text())  # the in-training evaluator
+    assert "held_out_ndcg@10" in json.loads((repo / "dvclive/train_reranker/metrics.json").read_text())["eval"]  # the in-training evaluator
     assert "finetuned+reranker" in run(["dvc", "metrics", "show", "--json"], repo, stage_env)
 
 

@@ -88,7 +88,7 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
     assert set(metrics["finetuned"]["dims"]) == {"64", "32"}
     assert json.loads((repo / "metrics/mine_reranker.json").read_text())["embedder"] == "finetuned"  # (query text, page image) negatives from the finetuned embedder
-    assert "eval_held_out_ndcg@10" in (repo / "dvclive/train_reranker/metrics.json").read_text()
+    assert "held_out_ndcg@10" in (repo / "dvclive/train_reranker/metrics.json").read_text()
     assert "vdr-eval-hard" in (repo / "dvclive/train_embedder/metrics.json").read_text()
     published = json.loads((repo / "models/published/config_sentence_transformers.json").read_text())
     assert published["truncate_dim"] == 32
