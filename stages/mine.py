@@ -46,7 +46,7 @@ def main(params_path: str, section: str, pages: Path, finetuned: Path, output: P
         if len(given) < mine.num_negatives:
             raise ValueError(
                 f"{section}.num_negatives: {mine.num_negatives} asked, {pages / 'train'} carries {len(given)} given negative column(s) {given}; "
-                "lower it, keep more with fetch.train_negative_columns, or set {section}.source: mined"
+                f"lower it, keep more with fetch.train_negative_columns, or set {section}.source: mined"
             )
         columns = {"query": queries, "positive": positives}
         columns.update({f"negative_{j + 1}": train[given[j]].to_pylist() for j in range(mine.num_negatives)})
