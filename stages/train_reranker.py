@@ -92,6 +92,7 @@ def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_di
         learning_rate=train.learning_rate,
         warmup_ratio=train.warmup_ratio,
         bf16=train.bf16,
+        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs this said explicitly
         logging_steps=1,
         eval_strategy="steps" if evaluator and train.eval_steps else "no",
         eval_steps=train.eval_steps,
