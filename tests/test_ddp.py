@@ -73,7 +73,7 @@ def test_train_embedder_on_two_processes(tmp_path, stage_env):
 
 def test_train_reranker_on_two_processes(tmp_path, stage_env):
     output = run_stage_on_two_processes(
-        tmp_path, stage_env, "train_reranker", {"max_train_queries": 16, "negatives_per_positive": 1, "eval_queries": 0, "max_length": 48, "batch_size": 4, "num_processes": 2}
+        tmp_path, stage_env, "train_reranker", {"max_train_queries": 16, "negatives_per_positive": 1, "eval_queries": 0, "epochs": 1, "max_length": 48, "batch_size": 4, "num_processes": 2}
     )
     assert output.count("training on 32 (query, page, label) pairs") == 2, output[-3000:]
 

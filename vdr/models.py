@@ -115,6 +115,8 @@ def _mean_pooling_cross_encoder(path: str, max_length: int | None, model_kwargs:
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling
 
     transformer = Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length, model_kwargs=model_kwargs or None)
+    if getattr(transformer.model, "pooler", None) is not None:
+        transformer.model.pooler = None  # BERT's [CLS] pooler goes unused under mean pooling (and DDP wants every weight used)
     width = transformer.get_embedding_dimension()
     head = Dense(width, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
     return CrossEncoder(modules=[transformer, Pooling(width, "mean"), head])
