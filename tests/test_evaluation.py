@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vdr.evaluation import ir_metrics, top, write_trec_run
-from vdr.retrieval import rerank, search, to_run, truncate
+from vdr.retrieval import fuse, mine_negatives, rerank, search, to_run, truncate
 
 
 def test_perfect_and_known_rankings():
@@ -56,3 +56,28 @@ def test_rerank_scores_every_candidate_and_keeps_every_query():
 def test_trec_run_file(tmp_path):
     write_trec_run(tmp_path / "run.trec", {"q1": {"d1": 0.5, "d2": 0.9}}, "tag")
     assert (tmp_path / "run.trec").read_text().splitlines() == ["q1 Q0 d2 1 0.900000 tag", "q1 Q0 d1 2 0.500000 tag"]
+
+
+def test_fusion_weight_one_is_the_reranker_and_zero_the_embedder():
+    rerank_scores = np.array([[0.1, 3.0, 2.0], [5.0, 4.0, -1.0]])
+    retrieval_scores = np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]])
+    assert fuse(rerank_scores, retrieval_scores, 1.0) is rerank_scores
+    assert (np.argsort(-fuse(rerank_scores, retrieval_scores, 0.0), axis=1) == [[0, 1, 2], [0, 1, 2]]).all()
+    half = fuse(rerank_scores, retrieval_scores, 0.5)
+    # each side standardised per query, then averaged: query 0's reranker favourite (page 1) meets the embedder's (page 0)
+    assert np.argmax(half[0]) == 1 and np.argmax(half[1]) == 0
+    assert np.allclose(half.mean(axis=1), 0.0)
+
+
+def test_random_negatives_are_seeded_and_never_the_positive():
+    generator = np.random.default_rng(0)
+    pages = generator.normal(size=(40, 8))
+    pages /= np.linalg.norm(pages, axis=1, keepdims=True)
+    queries = pages[:10] + 0.1 * generator.normal(size=(10, 8))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    args = (queries, pages, list(range(10)), 3, 0, 20, 0.0)
+    first, again, other_seed = mine_negatives(*args, "random", 1), mine_negatives(*args, "random", 1), mine_negatives(*args, "random", 2)
+    top = mine_negatives(*args, "top")
+    assert first == again and first != other_seed
+    assert all(i not in negatives and len(set(negatives)) == 3 for i, negatives in enumerate(first))
+    assert first != top  # a draw from ranks 0..20, not always the 3 closest
