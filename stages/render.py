@@ -15,6 +15,7 @@ and the queries left without a relevant page) and counted in metrics/render.json
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 from pathlib import Path
 
@@ -39,20 +40,26 @@ def _render(job):
     return {"id": doc_id, "image": page.png, "text": page.text, "width": page.width, "height": page.height}
 
 
-def _render_or_error(job):
+def _or_error(work, job):
     try:
-        return _render(job)
+        return work(job)
     except RuntimeError as error:
         return {"id": job[0], "error": str(error)}
+
+
+def map_pages(work, jobs: list[tuple], workers: int, description: str) -> list[dict]:
+    """work(job) for every job, in `workers` processes; a job that fails gives {"id", "error"} instead."""
+    guarded = functools.partial(_or_error, work)
+    if workers == 1:
+        return [guarded(job) for job in tqdm(jobs, desc=description)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(guarded, jobs, chunksize=8), total=len(jobs), desc=description))
 
 
 def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
     """One page per document; a document that fails gives {"id", "error"} instead."""
     jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
-    if workers == 1:
-        return [_render_or_error(job) for job in tqdm(jobs, desc=description)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(_render_or_error, jobs, chunksize=8), total=len(jobs), desc=description))
+    return map_pages(_render, jobs, workers, description)
 
 
 def _normalise(job):
@@ -64,20 +71,9 @@ def _normalise(job):
     return {"id": doc_id, "image": png, "text": "", "width": width, "height": height}
 
 
-def _normalise_or_error(job):
-    try:
-        return _normalise(job)
-    except RuntimeError as error:
-        return {"id": job[0], "error": str(error)}
-
-
 def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
     """One page per image; an image that fails gives {"id", "error"} instead."""
-    jobs = [(d, data, max_pixels) for d, data in zip(ids, images)]
-    if workers == 1:
-        return [_normalise_or_error(job) for job in tqdm(jobs, desc=description)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(_normalise_or_error, jobs, chunksize=8), total=len(jobs), desc=description))
+    return map_pages(_normalise, [(d, data, max_pixels) for d, data in zip(ids, images)], workers, description)
 
 
 def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from vdr.evaluation import evaluate_embedder, ir_metrics, write_trec_run
 from vdr.models import load_embedder, load_reranker
-from vdr.ocr import page_texts
-from vdr.pages import decode_image
+from vdr.ocr import has_text, page_documents
 from vdr.retrieval import fuse, rerank, reranked, to_run
 from vdr.shards import load_beir, write_json
 
@@ -26,10 +25,8 @@ from vdr.shards import load_beir, write_json
 def corpus_documents(corpus, model, dataset: Path, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:
     """The page text when the corpus has it; else the page images for a model that takes images, or
     their OCR (tesseract) for a text-only model."""
-    has_text = "text" in corpus.column_names and any(corpus["text"].to_pylist())
-    if has_text or "image" not in corpus.column_names or not model.supports("image"):
-        return page_texts(corpus, dataset, ocr_cache, ocr_workers)
-    return [decode_image(data) for data in corpus["image"].to_pylist()]
+    reads_images = not has_text(corpus) and "image" in corpus.column_names and model.supports("image")
+    return page_documents(corpus, "image" if reads_images else "text", dataset, ocr_cache, ocr_workers)
 
 
 def main(argv: list[str] | None = None) -> None:

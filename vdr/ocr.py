@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -75,12 +74,10 @@ def one_thread_per_tesseract():
 
 def _read(job: tuple[str, bytes]) -> str:
     import pytesseract
-    from PIL import Image
 
     name, image_bytes = job
     try:
-        with Image.open(io.BytesIO(image_bytes)) as image:
-            return pytesseract.image_to_string(image.convert("RGB"), lang=LANGUAGE).strip()
+        return pytesseract.image_to_string(decode_image(image_bytes), lang=LANGUAGE).strip()
     except Exception as error:  # a page that cannot be decoded or read names itself
         raise RuntimeError(f"OCR of {name} failed: {error}") from error
 
@@ -104,9 +101,14 @@ def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers
     return [path(key).read_text() for key in keys]
 
 
+def has_text(corpus) -> bool:
+    """Whether the corpus's `text` column holds any text (screenshots come with an empty one)."""
+    return "text" in corpus.column_names and any(corpus["text"].to_pylist())
+
+
 def page_texts(corpus, where: str | Path, cache_dir: str | Path | None = None, workers: int | None = None) -> list[str]:
     """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
-    if "text" in corpus.column_names and any(corpus["text"].to_pylist()):
+    if has_text(corpus):
         return corpus["text"].to_pylist()
     if "image" not in corpus.column_names:
         raise ValueError(f"{where}: the corpus needs a 'text' or an 'image' column")

@@ -71,6 +71,7 @@ def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray
             run[query_id][document_ids[i]] = float(score) + offset
     return run
 
+
 def mine_negatives(
     query_embeddings: np.ndarray,
     page_embeddings: np.ndarray,
