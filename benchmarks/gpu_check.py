@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py                 # both parts
     python benchmarks/gpu_check.py --steps 24      # more steps for part 2
 
-1. The tiny blog pipeline in bf16 on the GPU: a tiny random Qwen3-VL (vdr.tiny_vlm) on a synthetic
+1. The tiny blog pipeline in bf16 on the GPU: a tiny random Qwen3-VL (tests/support/tiny_vlm.py) on a synthetic
    dataset in the Hub layout through the real stages (fetch from a local folder, render, mine given,
    train embedder, train reranker, evaluate, publish dry run), each stage's wall time printed.
 2. Training throughput and peak GPU memory of a randomly initialised model with the published
@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.support.tiny_vlm builds the random models
 
 # Qwen/Qwen3-VL-Embedding-2B is built on Qwen3-VL-2B: its config.json values
 ARCHITECTURE = {
@@ -75,7 +76,7 @@ def attention() -> str:
 def tiny_pipeline(workdir: Path) -> float:
     """Part 1: the real stages, in order, with the tiny blog params in bf16; returns the total seconds."""
     from vdr.profiles import compose
-    from vdr.tiny_vlm import build, synthetic_dataset, tiny_blog_params
+    from tests.support.tiny_vlm import build, synthetic_dataset, tiny_blog_params
 
     for folder in ("stages", "vdr"):
         shutil.copytree(REPO / folder, workdir / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -101,7 +102,7 @@ def tiny_pipeline(workdir: Path) -> float:
 
 
 def pages(count: int, offset: int):
-    from vdr.tiny_vlm import page_image
+    from tests.support.tiny_vlm import page_image
 
     return [page_image(offset + n, *PAGE_SIZE) for n in range(count)]
 
@@ -114,21 +115,14 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from sentence_transformers.base.sampler import BatchSamplers
-    from transformers import Qwen3VLConfig, Qwen3VLModel, TrainerCallback
+    from transformers import Qwen3VLModel, TrainerCallback
 
-    from vdr.tiny_vlm import build_processor, build_tokenizer
+    from tests.support.tiny_vlm import build_config, build_processor, build_tokenizer
 
     # a random model with the published architecture, saved with the Qwen2-VL image processor at the recipe's bounds
     tokenizer = build_tokenizer()
     processor = build_processor(tokenizer, min_pixels=784, max_pixels=360000)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
-    config = Qwen3VLConfig(
-        **ARCHITECTURE,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    config = build_config(tokenizer, ARCHITECTURE)
     folder = workdir / "qwen3-vl-2b-random"
     with torch.device(DEVICE):
         Qwen3VLModel(config).to(torch.bfloat16).save_pretrained(folder)

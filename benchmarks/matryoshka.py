@@ -13,10 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-from vdr.evaluation import evaluate_embedder, ir_metrics
+from vdr.evalset import EvalSet
+from vdr.evaluation import evaluate_embedder, ir_metrics, to_run
 from vdr.models import load_embedder
-from vdr.retrieval import search, to_run
-from vdr.shards import load_beir
+from vdr.retrieval import search
 
 
 def main() -> None:
@@ -31,21 +31,21 @@ def main() -> None:
     dims = [int(d) for d in args.dims.split(",")]
 
     # 1. Data: the queries and a corpus cut to --max-pages, relevant pages kept
-    corpus, queries, qrels = load_beir(args.dataset)
-    relevant = {d for docs in qrels.values() for d in docs}
-    ids = [str(i) for i in corpus["id"].to_pylist()]
-    texts = corpus["text"].to_pylist()
-    keep = sorted(range(len(ids)), key=lambda i: (ids[i] not in relevant, i))[: args.max_pages]
-    ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
-    query_ids = [q for q in queries if q in qrels and all(d in set(ids) for d in qrels[q])]
-    qrels = {q: qrels[q] for q in query_ids}
-    query_texts = [queries[q] for q in query_ids]
-    model = load_embedder(args.model, args.max_seq_length)
+    full = EvalSet.load(args.dataset)
+    relevant = {d for docs in full.qrels.values() for d in docs}
+    keep = sorted(range(len(full.corpus_ids)), key=lambda i: (full.corpus_ids[i] not in relevant, i))[: args.max_pages]
+    ids = [full.corpus_ids[i] for i in keep]
+    kept = [i for i, q in enumerate(full.query_ids) if all(d in set(ids) for d in full.qrels[q])]
+    query_ids, query_texts = [full.query_ids[i] for i in kept], [full.query_texts[i] for i in kept]
+    qrels = {q: full.qrels[q] for q in query_ids}
+    evalset = EvalSet(full.folder, full.corpus.take(keep), ids, query_ids, query_texts, qrels)
+    texts = evalset.documents("text")
+    model = load_embedder(args.model, max_seq_length=args.max_seq_length)
     print(f"{len(query_ids)} queries, {len(ids)} pages, {len(dims)} dimensions")
 
     # 2. One pass: encode once, truncate and renormalise per dimension
     started = time.perf_counter()
-    one_pass, _ = evaluate_embedder(model, query_ids, query_texts, ids, texts, qrels, dims, args.batch_size)
+    one_pass, _ = evaluate_embedder(model, evalset, texts, dims, args.batch_size)
     one_pass_seconds = time.perf_counter() - started
 
     # 3. The reference way: re-encode queries and corpus with truncate_dim for every dimension

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -25,17 +24,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from vdr.corpus import docstring_entries, stable_rank
-from vdr.pages import render_document
+from vdr.pages import render_all
 from vdr.params import load_params
 from vdr.shards import write_shards
 
 SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string())])
-
-
-def render(job: tuple[str, str, str, int]) -> dict:
-    doc_id, title, body, dpi = job
-    page = render_document(title, body, dpi)
-    return {"id": doc_id, "image": page.png, "text": page.text}
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -75,8 +68,8 @@ def main(pages: int, shard_size: int, dpi: int, workers: int, s3: bool) -> None:
         sys.exit(f"--pages {pages}: only {len(entries)} docstrings are available")
     chosen = sorted(entries, key=lambda e: stable_rank(e.doc_id, fetch.seed))[:pages]
     started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        rows = pool.map(render, [(e.doc_id, e.title, e.body, dpi) for e in chosen], chunksize=8)
+    documents = pa.table({"id": [e.doc_id for e in chosen], "title": [e.title for e in chosen], "body": [e.body for e in chosen]})
+    rows = [{name: page[name] for name in SCHEMA.names} for page in render_all(documents, dpi, workers, "render")]  # as the render stage does
     megabytes = sum(len(r["image"]) for r in rows) / 1e6
     print(f"rendered {len(rows)} pages at {dpi} dpi ({megabytes:.1f} MB of PNG) in {time.perf_counter() - started:.1f} s")
 

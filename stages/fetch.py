@@ -14,8 +14,8 @@ plus metrics/fetch.json with counts and where the data came from.
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +24,14 @@ import pyarrow.parquet as pq
 from vdr.corpus import dataset_rows, docstring_entries, hub_commit, package_version, stable_rank
 from vdr.params import load_params
 from vdr.shards import atomic_path, write_json, write_qrels
+from vdr.stage import parse_args
+
+
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    output: Path = Path("data/raw")
+    metrics: Path = Path("metrics/fetch.json")
 
 
 def split_by_group(entries, num_eval_pages: int, seed: int):
@@ -41,8 +49,9 @@ def split_by_group(entries, num_eval_pages: int, seed: int):
     return train_entries, eval_entries, eval_groups
 
 
-def main(params_path: str, output: Path, metrics_path: Path) -> None:
-    params = load_params(params_path).fetch
+def main(paths: Paths) -> None:
+    params = load_params(paths.params).fetch
+    output, metrics_path = paths.output, paths.metrics
     if params.source == "docstrings":
         fetch_docstrings(params, output, metrics_path)
     else:
@@ -130,9 +139,4 @@ def fetch_docstrings(params, output: Path, metrics_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--output", type=Path, default=Path("data/raw"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/fetch.json"))
-    args = parser.parse_args()
-    main(args.params, args.output, args.metrics)
+    main(parse_args(Paths, __doc__))

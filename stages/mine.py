@@ -11,61 +11,76 @@ sampling_strategy), and any candidate scoring above
 (1 - relative_margin) x the positive's score is skipped as a likely duplicate or false negative. Text
 pages go through sentence-transformers' `mine_hard_negatives`; page images (models.page_input: image)
 through the same rule on one encoding pass of the page screenshots.
-mine.source: given keeps the negatives the dataset carries (negative_0.. in data/pages/train).
+Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages) or
+the screenshot. mine.source: given keeps the negatives the dataset carries (negative_0.. in data/pages/train).
 Writes data/mined/train.parquet: query, positive, negative_1..negative_N (page texts, or PNG bytes).
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset
 from transformers import set_seed
 
-from vdr.models import load_embedder, loading_kwargs, require_images
-from vdr.pages import decode_image
+from vdr.evalset import read_pages
+from vdr.images import decode_image
+from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.retrieval import encode_documents, encode_queries, mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
+from vdr.stage import parse_args
 
 
-def main(params_path: str, section: str, pages: Path, finetuned: Path, output: Path, metrics_path: Path) -> None:
-    # 1. Parameters (the `mine` or `mine_reranker` section) and the training pages
-    params = load_params(params_path)
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    section: str = field(default="mine", metadata={"choices": ["mine", "mine_reranker"], "help": "the params.yaml section to mine with"})
+    pages: Path = Path("data/pages")
+    finetuned: Path = field(default=Path("models/embedder"), metadata={"help": "the finetuned embedder (mine_reranker.embedder: finetuned)"})
+    output: Path = Path("data/mined")
+    metrics: Path = Path("metrics/mine.json")
+    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
+    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
+
+
+def main(paths: Paths) -> None:
+    # 1. Parameters (the `mine` or `mine_reranker` section) and the training pages, as the models read them
+    params = load_params(paths.params)
+    section = paths.section
     mine = getattr(params, section)
-    embedder = str(finetuned) if getattr(mine, "embedder", "base") == "finetuned" else params.models.embedder
-    train = read_table(pages / "train")
-    page_column = "image" if params.models.page_input == "image" else "text"
-    require_columns(train, ["query", page_column], pages / "train")
-    queries, positives = train["query"].to_pylist(), train[page_column].to_pylist()
+    embedder = str(paths.finetuned) if getattr(mine, "embedder", "base") == "finetuned" else params.models.embedder
+    train = read_table(paths.pages / "train")
+    require_columns(train, ["id", "query"], paths.pages / "train")
+    queries = train["query"].to_pylist()
+    positives = read_pages(train, params.models.page_input, paths.pages / "train", paths.ocr_cache, paths.ocr_workers, decode=False)
 
     # 2. Negatives: the dataset's own, or mined with the embedder
     if mine.source == "given":
         given = sorted((c for c in train.column_names if c.startswith("negative_")), key=lambda c: int(c.split("_")[1]))
         if len(given) < mine.num_negatives:
             raise ValueError(
-                f"{section}.num_negatives: {mine.num_negatives} asked, {pages / 'train'} carries {len(given)} given negative column(s) {given}; "
+                f"{section}.num_negatives: {mine.num_negatives} asked, {paths.pages / 'train'} carries {len(given)} given negative column(s) {given}; "
                 f"lower it, keep more with fetch.train_negative_columns, or set {section}.source: mined"
             )
         columns = {"query": queries, "positive": positives}
         columns.update({f"negative_{j + 1}": train[given[j]].to_pylist() for j in range(mine.num_negatives)})
         mined = Dataset.from_dict(columns)
     else:
-        model = load_embedder(embedder, mine.max_seq_length, **loading_kwargs(params.models))
+        model = load_embedder(embedder, params.models, max_seq_length=mine.max_seq_length)
         set_seed(mine.seed)  # sampling_strategy: random draws from torch's generator
-        if page_column == "image":
-            require_images(model, "models.embedder")
+        if params.models.page_input == "image":
             mined = mine_image_negatives(queries, positives, model, mine)
         else:
             mined = mine_hard_negatives_checked(Dataset.from_dict({"query": queries, "positive": positives}), model, mine)
 
     # 3. Write
-    with atomic_path(output) as temporary:
+    with atomic_path(paths.output) as temporary:
         temporary.mkdir()
         mined.to_parquet(str(temporary / "train.parquet"))
     write_json(
-        metrics_path,
+        paths.metrics,
         {"pairs": len(queries), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives, "source": mine.source, "embedder": getattr(mine, "embedder", "base")},
     )
 
@@ -107,12 +122,4 @@ def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--section", choices=["mine", "mine_reranker"], default="mine", help="the params.yaml section to mine with")
-    parser.add_argument("--pages", type=Path, default=Path("data/pages"))
-    parser.add_argument("--finetuned", type=Path, default=Path("models/embedder"), help="the finetuned embedder (mine_reranker.embedder: finetuned)")
-    parser.add_argument("--output", type=Path, default=Path("data/mined"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/mine.json"))
-    args = parser.parse_args()
-    main(args.params, args.section, args.pages, args.finetuned, args.output, args.metrics)
+    main(parse_args(Paths, __doc__))

@@ -14,86 +14,38 @@ and the queries left without a relevant page) and counted in metrics/render.json
 
 from __future__ import annotations
 
-import argparse
-import functools
-import multiprocessing
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
-
 from vdr.corpus import normalise_whitespace
-from vdr.pages import normalise_image, render_document
+from vdr.pages import bad_pages, normalise_all, render_all
 from vdr.params import load_params
 from vdr.shards import atomic_path, check_retrieval_set, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
+from vdr.stage import parse_args
+
+
+
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    raw: Path = Path("data/raw")
+    output: Path = Path("data/pages")
+    metrics: Path = Path("metrics/render.json")
+
 
 PAGE_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())])
-
-
-def _render(job):
-    doc_id, title, body, dpi = job
-    try:
-        page = render_document(title, body, dpi)
-    except Exception as error:  # a document that cannot be typeset names itself
-        raise RuntimeError(f"render: document '{doc_id}' could not be typeset or rasterised: {error}") from error
-    return {"id": doc_id, "image": page.png, "text": page.text, "width": page.width, "height": page.height}
-
-
-def _or_error(work, job):
-    try:
-        return work(job)
-    except RuntimeError as error:
-        return {"id": job[0], "error": str(error)}
-
-
-def map_pages(work, jobs: list[tuple], workers: int, description: str) -> list[dict]:
-    """work(job) for every job, in `workers` processes; a job that fails gives {"id", "error"} instead."""
-    guarded = functools.partial(_or_error, work)
-    if workers == 1:
-        return [guarded(job) for job in tqdm(jobs, desc=description)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(guarded, jobs, chunksize=8), total=len(jobs), desc=description))
-
-
-def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
-    """One page per document; a document that fails gives {"id", "error"} instead."""
-    jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
-    return map_pages(_render, jobs, workers, description)
-
-
-def _normalise(job):
-    doc_id, data, max_pixels = job
-    try:
-        png, width, height = normalise_image(data, max_pixels)
-    except Exception as error:
-        raise RuntimeError(f"render: the image of '{doc_id}' could not be decoded: {error}") from error
-    return {"id": doc_id, "image": png, "text": "", "width": width, "height": height}
-
-
-def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
-    """One page per image; an image that fails gives {"id", "error"} instead."""
-    return map_pages(_normalise, [(d, data, max_pixels) for d, data in zip(ids, images)], workers, description)
-
-
-def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:
-    """How many pages failed; with render.on_bad_page: error the first one stops the stage, named."""
-    failed = [page for page in pages if "error" in page]
-    if failed and on_bad_page == "error":
-        raise RuntimeError(
-            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; fix the data, or set render.on_bad_page: skip "
-            "to drop them and count them in metrics/render.json)"
-        )
-    return len(failed)
 
 
 def query_on_page(query: str, page_text: str) -> bool:
     return normalise_whitespace(query) in normalise_whitespace(page_text)
 
 
-def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
+def main(paths: Paths) -> None:
     # 1. Parameters and inputs
-    params = load_params(params_path).render
+    params = load_params(paths.params).render
+    raw = paths.raw
     train = read_table(raw / "train.parquet")
     documents = read_table(raw / "eval" / "documents.parquet")
     queries = read_table(raw / "eval" / "queries.parquet")
@@ -149,7 +101,7 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
     kept_queries = [{"id": q, "text": query_text[q]} for q in query_text if q in kept_qrels]
 
     # 5. Write shards atomically
-    with atomic_path(output) as pages:
+    with atomic_path(paths.output) as pages:
         train_schema = pa.schema([*PAGE_SCHEMA, pa.field("query", pa.string()), *[pa.field(c, pa.binary()) for c in negative_columns]])
         write_shards(pages / "train", kept_train, train_schema, params.shard_size)
         write_shards(pages / "eval" / "corpus", eval_pages, PAGE_SCHEMA, params.shard_size)
@@ -157,7 +109,7 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
         write_qrels(pages / "eval" / "qrels.tsv", kept_qrels)
 
     write_json(
-        metrics_path,
+        paths.metrics,
         {
             "train_pages": len(kept_train),
             "eval_pages": len(eval_pages),
@@ -172,10 +124,4 @@ def main(params_path: str, raw: Path, output: Path, metrics_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--output", type=Path, default=Path("data/pages"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/render.json"))
-    args = parser.parse_args()
-    main(args.params, args.raw, args.output, args.metrics)
+    main(parse_args(Paths, __doc__))

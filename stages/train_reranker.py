@@ -12,12 +12,12 @@ BinaryCrossEntropyLoss (pos_weight) on positives (label 1) and negatives (label 
 eval_queries mined rows are held out and scored by CrossEncoderRerankingEvaluator during training.
 Curves through DVCLive (dvclive/train_reranker). Pages are texts or, when the mined columns hold image
 bytes, page screenshots: the pairs are then (query text, page image). Writes models/reranker. With
-train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/checkpoints.py).
+train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/checkpoints.py, vdr/training.py).
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,12 +27,22 @@ from sentence_transformers.cross_encoder.evaluation import CrossEncoderReranking
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers import set_seed
 
-from vdr.checkpoints import Checkpoints
-from vdr.launch import is_main_process, relaunch_distributed
-from vdr.models import load_reranker, loading_kwargs
-from vdr.pages import decode_image
+from vdr.images import decode_image
+from vdr.launch import relaunch_distributed
+from vdr.models import load_reranker
 from vdr.params import load_params
-from vdr.shards import atomic_path, is_binary, read_table, require_columns
+from vdr.shards import is_binary, read_table, require_columns
+from vdr.stage import parse_args
+from vdr.training import resumable, save, train, training_arguments
+
+
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    mined: Path = Path("data/mined_reranker")
+    output: Path = Path("models/reranker")
+    checkpoints: Path = Path("models/checkpoints/reranker")
+    live: Path = Path("dvclive/train_reranker")
 
 
 def labelled_pairs(table, negatives_per_positive: int) -> Dataset:
@@ -59,74 +69,49 @@ def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
     ]
 
 
-def main(params_path: str, mined: Path, output: Path, checkpoints: Path, live_dir: Path) -> None:
-    # 1. Parameters and the base reranker
-    params = load_params(params_path)
-    train = params.train_reranker
-    relaunch_distributed(train.num_processes)
-    checkpointing = Checkpoints(checkpoints, live_dir, {"models": params.models, "train_reranker": train}, [mined / "train.parquet", Path(__file__)])  # resume if killed
-    set_seed(train.seed)  # the fresh classification head is drawn at load time, before the trainer seeds anything
-    model = load_reranker(params.models.reranker, train.max_length, **loading_kwargs(params.models))
+def main(paths: Paths) -> None:
+    # 1. Parameters and the base reranker; resume if a run with the same params, data and code was killed
+    params = load_params(paths.params)
+    config = params.train_reranker
+    relaunch_distributed(config.num_processes)
+    mined = paths.mined / "train.parquet"
+    checkpointing = resumable(paths.checkpoints, paths.live, {"models": params.models, "train_reranker": config}, [mined], __file__)
+    set_seed(config.seed)  # the fresh scoring head is drawn at load time, before the trainer seeds anything
+    model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator
-    table = read_table(mined / "train.parquet")
-    negative_columns = [f"negative_{j}" for j in range(1, train.negatives_per_positive + 1)]
-    require_columns(table, ["query", "positive", *negative_columns], mined / "train.parquet (is train_reranker.negatives_per_positive <= mine_reranker.num_negatives?)")
-    if train.eval_queries >= table.num_rows:
-        raise ValueError(f"train_reranker.eval_queries: {train.eval_queries} held out, but {mined / 'train.parquet'} has only {table.num_rows} rows; lower it")
-    held_out = table.slice(table.num_rows - train.eval_queries)
-    training = table.slice(0, table.num_rows - train.eval_queries)
-    dataset = labelled_pairs(training if train.max_train_queries is None else training.slice(0, train.max_train_queries), train.negatives_per_positive)
+    table = read_table(mined)
+    negative_columns = [f"negative_{j}" for j in range(1, config.negatives_per_positive + 1)]
+    require_columns(table, ["query", "positive", *negative_columns], f"{mined} (is train_reranker.negatives_per_positive <= mine_reranker.num_negatives?)")
+    if config.eval_queries >= table.num_rows:
+        raise ValueError(f"train_reranker.eval_queries: {config.eval_queries} held out, but {mined} has only {table.num_rows} rows; lower it")
+    held_out = table.slice(table.num_rows - config.eval_queries)
+    training = table.slice(0, table.num_rows - config.eval_queries)
+    if config.max_train_queries is not None:
+        training = training.slice(0, config.max_train_queries)
+    dataset = labelled_pairs(training, config.negatives_per_positive)
     print(f"training on {len(dataset)} (query, page, label) pairs; {held_out.num_rows} queries held out for the evaluator")
 
     # 3. Loss and evaluator
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(train.pos_weight))
-    evaluator = CrossEncoderRerankingEvaluator(reranking_samples(held_out, train.negatives_per_positive), name="held_out", batch_size=train.batch_size) if train.eval_queries else None
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(config.pos_weight))
+    evaluator = None
+    if config.eval_queries:
+        samples = reranking_samples(held_out, config.negatives_per_positive)
+        evaluator = CrossEncoderRerankingEvaluator(samples, name="held_out", batch_size=config.batch_size)
 
-    # 4. Training arguments
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=train.epochs,
-        per_device_train_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.gradient_accumulation_steps,
-        learning_rate=train.learning_rate,
-        warmup_ratio=train.warmup_ratio,
-        bf16=train.bf16,
-        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs this said explicitly
-        logging_steps=1,
-        eval_strategy="steps" if evaluator and train.eval_steps else "no",
-        eval_steps=train.eval_steps,
-        save_strategy="no" if train.save_steps is None else "steps",
-        save_steps=train.save_steps,
-        save_total_limit=train.save_total_limit,
-        seed=train.seed,
-        data_seed=train.seed,
-        report_to="none",
-        dataloader_num_workers=0,
+    # 4. Training arguments: the shared ones (vdr/training.py), gradient accumulation, and DDP without unused weights
+    args = training_arguments(
+        CrossEncoderTrainingArguments, config, paths.checkpoints, evaluator,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
         ddp_find_unused_parameters=False,  # with several processes: every parameter takes part in each step
     )
 
-    # 5. Train with DVCLive curves (from the main process only)
-    callbacks = checkpointing.callbacks() if is_main_process() else []
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks)
-    trainer.train(resume_from_checkpoint=checkpointing.resume)
-    if evaluator and not train.eval_steps:
+    # 5. Train with DVCLive curves, then save the reranker atomically (main process)
+    trainer = train(CrossEncoderTrainer, model, args, dataset, loss, evaluator, checkpointing)
+    if evaluator is not None and not config.eval_steps:
         trainer.evaluate()  # no evaluation during training: score the held-out queries once, at the end
-
-    # 6. Save atomically (from the main process only)
-    if not is_main_process():
-        return
-    with atomic_path(output) as temporary:
-        model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
-    checkpointing.finish()
+    save(model, paths.output, checkpointing)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--mined", type=Path, default=Path("data/mined_reranker"))
-    parser.add_argument("--output", type=Path, default=Path("models/reranker"))
-    parser.add_argument("--checkpoints", type=Path, default=Path("models/checkpoints/reranker"))
-    parser.add_argument("--live", type=Path, default=Path("dvclive/train_reranker"))
-    args = parser.parse_args()
-    main(args.params, args.mined, args.output, args.checkpoints, args.live)
+    main(parse_args(Paths, __doc__))

@@ -11,8 +11,8 @@ import torch
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.util import cos_sim
 
-from vdr.evaluation import ir_metrics
-from vdr.retrieval import search, to_run, truncate
+from vdr.evaluation import ir_metrics, to_run
+from vdr.retrieval import search, truncate
 
 
 class FixedEmbeddings:

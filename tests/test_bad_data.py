@@ -9,12 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from stages.render import _normalise
 from vdr.corpus import dataset_rows
 from vdr.params import FetchLocal
-from vdr.pages import rasterise_first_page
+import vdr.pages
+from vdr.pages import _normalise, _render, rasterise_first_page
 from vdr.shards import load_beir
-from vdr.tiny_vlm import synthetic_dataset
+from tests.support.tiny_vlm import synthetic_dataset
 from tests.conftest import REPO
 
 
@@ -24,11 +24,9 @@ def test_corrupt_image_bytes_name_the_page():
 
 
 def test_a_pdf_that_will_not_open_names_the_document(monkeypatch):
-    import stages.render
-
-    monkeypatch.setattr(stages.render, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi))
+    monkeypatch.setattr(vdr.pages, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi))
     with pytest.raises(RuntimeError, match="document 'doc-3' could not be typeset or rasterised"):
-        stages.render._render(("doc-3", "title", "body", 72))
+        _render(("doc-3", "title", "body", 72))
 
 
 def test_empty_query_names_the_row(tmp_path):
@@ -69,7 +67,7 @@ def render_params(tmp_path, **render):
 def render(tmp_path, raw, **params):
     import stages.render
 
-    stages.render.main(render_params(tmp_path, **params), raw, tmp_path / "pages", tmp_path / "render.json")
+    stages.render.main(stages.render.Paths(params=render_params(tmp_path, **params), raw=raw, output=tmp_path / "pages", metrics=tmp_path / "render.json"))
     return json.loads((tmp_path / "render.json").read_text())
 
 
@@ -122,18 +120,14 @@ def broken_for(*doc_ids):
 
 
 def test_a_bad_page_stops_render_by_default_naming_it(tmp_path, monkeypatch):
-    import stages.render
-
-    monkeypatch.setattr(stages.render, "render_document", broken_for("doc-2"))
+    monkeypatch.setattr(vdr.pages, "render_document", broken_for("doc-2"))
     with pytest.raises(RuntimeError, match=r"document 'doc-2' could not be typeset or rasterised.*render.on_bad_page: skip"):
         render(tmp_path, raw_folder(tmp_path / "raw"))
     assert not (tmp_path / "pages").exists()  # nothing half-written
 
 
 def test_bad_pages_are_skipped_and_counted_when_params_allow(tmp_path, monkeypatch):
-    import stages.render
-
-    monkeypatch.setattr(stages.render, "render_document", broken_for("doc-2", "train-1"))
+    monkeypatch.setattr(vdr.pages, "render_document", broken_for("doc-2", "train-1"))
     metrics = render(tmp_path, raw_folder(tmp_path / "raw"), on_bad_page="skip")
     assert metrics["skipped_bad_pages"] == {"train": 1, "eval": 1, "eval_queries_without_page": 1}
     assert metrics["train_pages"] == 2 and metrics["eval_pages"] == 2 and metrics["eval_queries"] == 1

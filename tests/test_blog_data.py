@@ -5,7 +5,7 @@ from datasets import Image, load_from_disk
 
 from vdr.corpus import dataset_rows
 from vdr.params import FetchLocal
-from vdr.tiny_vlm import synthetic_dataset
+from tests.support.tiny_vlm import synthetic_dataset
 
 
 @pytest.fixture(scope="module")

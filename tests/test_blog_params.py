@@ -39,7 +39,8 @@ RECIPE = [
     ("train_embedder.max_seq_length", None, "Training: no truncation set"),
     ("train_embedder.epochs", 1, "Training: num_train_epochs=1"),
     ("train_embedder.batch_size", 64, "Training: per_device_train_batch_size=64"),
-    ("train_embedder.eval_batch_size", 64, "Training: per_device_eval_batch_size=64"),
+    # per_device_eval_batch_size=64 is not a param: it sizes the batches of an eval_dataset's loss, and the recipe
+    # (like train_embedder) passes no eval_dataset; its evaluator's batch size is evaluator_batch_size below
     ("train_embedder.learning_rate", 2e-5, "Training: learning_rate=2e-5"),
     ("train_embedder.warmup_ratio", 0.1, "Training: warmup_ratio=0.1"),
     ("train_embedder.bf16", True, "Training: bf16=True"),

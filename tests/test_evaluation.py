@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from vdr.evaluation import ir_metrics, top, write_trec_run
-from vdr.retrieval import fuse, mine_negatives, rerank, search, to_run, truncate
+from vdr.evaluation import fuse, ir_metrics, rerank, to_run, top, write_trec_run
+from vdr.retrieval import mine_negatives, search, truncate
 
 
 def test_perfect_and_known_rankings():

@@ -21,7 +21,8 @@ import pytrec_eval
 from tests.conftest import REPO
 from vdr.cli import main
 from vdr.models import resolve_model
-from vdr.ocr import TesseractMissingError, ocr_images, page_texts
+from vdr.evalset import page_texts
+from vdr.ocr import TesseractMissingError, ocr_images
 from vdr.pages import render_document
 from vdr.shards import write_qrels, write_table
 
@@ -85,9 +86,9 @@ def test_a_missing_tesseract_says_how_to_install_it(pages, tmp_path, monkeypatch
 
 def test_page_texts_uses_the_text_layer_and_reads_an_empty_one_through_ocr(pages, tmp_path):
     with_text = pa.table({"id": ["p1"], "image": [pages["p1"]], "text": ["the text layer"]})
-    assert page_texts(with_text, "set", cache_dir=tmp_path) == ["the text layer"]
+    assert page_texts(with_text, "set", ocr_cache=tmp_path) == ["the text layer"]
     screenshots = pa.table({"id": ["p1"], "image": [pages["p1"]], "text": [""]})  # what render writes for screenshots
-    assert "arithmetic" in words(page_texts(screenshots, "set", cache_dir=tmp_path)[0])
+    assert "arithmetic" in words(page_texts(screenshots, "set", ocr_cache=tmp_path)[0])
 
 
 def image_only_set(pages, dataset):
@@ -120,7 +121,7 @@ def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tm
 def test_an_unreadable_image_names_its_row(pages, tmp_path):
     corpus = pa.table({"id": ["good", "broken"], "image": [pages["p1"], b"not an image"]})
     with pytest.raises(RuntimeError, match="OCR of set, id 'broken' failed"):
-        page_texts(corpus, "set", cache_dir=tmp_path)
+        page_texts(corpus, "set", ocr_cache=tmp_path)
 
 
 def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_env):

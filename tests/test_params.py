@@ -49,9 +49,9 @@ def test_missing_params_file_is_named(tmp_path):
 
 
 def test_a_matryoshka_dimension_larger_than_the_model_stops_the_stage_at_start(tmp_path):
-    from stages.train_embedder import main
+    from stages.train_embedder import Paths, main
 
     params = write(tmp_path, lambda p: p["train_embedder"].update(matryoshka_dims=[512, 64]))
     with pytest.raises(ValueError, match="train_embedder.matryoshka_dims: 512 exceeds the model's embedding size 384"):
-        main(str(params), tmp_path / "mined", tmp_path / "embedder", tmp_path / "checkpoints", tmp_path / "live", tmp_path / "eval")
+        main(Paths(params=params, mined=tmp_path / "mined", output=tmp_path / "embedder", checkpoints=tmp_path / "checkpoints", live=tmp_path / "live", eval_dataset=tmp_path / "eval"))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "embedder").exists()

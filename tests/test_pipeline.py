@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, stage_environment
+from vdr.evalset import EvalSet
 from vdr.evaluation import evaluate_embedder
-from vdr.models import load_embedder, loading_kwargs
+from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.shards import load_beir
 
 pytestmark = pytest.mark.slow
 
@@ -108,11 +108,9 @@ def test_base_metrics_from_embed_base_equal_encoding_the_base_model_in_evaluate(
     evaluate computed when it encoded the base model itself (evaluate_embedder, as before the split)."""
     repo, _, _ = first_run
     params = load_params(repo / "params.yaml")
-    corpus, queries, qrels = load_beir(repo / "data/pages/eval")
-    query_ids = [q for q in queries if q in qrels]
-    model = load_embedder(params.models.embedder, params.evaluate.max_seq_length, **loading_kwargs(params.models))
-    corpus_ids, documents = [str(i) for i in corpus["id"].to_pylist()], corpus["text"].to_pylist()
-    direct, _ = evaluate_embedder(model, query_ids, [queries[q] for q in query_ids], corpus_ids, documents, qrels, params.evaluate.dims, params.evaluate.batch_size)
+    evalset = EvalSet.load(repo / "data/pages/eval")
+    model = load_embedder(params.models.embedder, params.models, max_seq_length=params.evaluate.max_seq_length)
+    direct, _ = evaluate_embedder(model, evalset, evalset.documents("text"), params.evaluate.dims, params.evaluate.batch_size)
     assert json.loads((repo / "metrics/evaluate.json").read_text())["base"] == direct
 
 

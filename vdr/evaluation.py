@@ -1,4 +1,7 @@
-"""Retrieval metrics computed with pytrec_eval (trec_eval's own code), and TREC run files.
+"""Retrieval metrics computed with pytrec_eval (trec_eval's own code), TREC run files, and reranking.
+
+Scoring an embedder: `evaluate_embedder` (one encoding pass, every Matryoshka dimension). Scoring a
+reranker over an embedder's top-k: `rerank_and_score`, which the evaluate stage and `vdr-eval` share.
 
 pytrec_eval ranks a query's documents by score, breaking ties by descending document id, and uses
 graded relevance gains for NDCG. Queries with no retrieved document count as zero.
@@ -6,14 +9,57 @@ graded relevance gains for NDCG. Queries with no retrieved document count as zer
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 import pytrec_eval
 
+from vdr.retrieval import encode_documents, encode_queries, search, truncate
 from vdr.shards import atomic_path
-from vdr.retrieval import encode_documents, encode_queries, search, to_run, truncate
 
 RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
+
+
+def to_run(query_ids: list[str], document_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
+    return {
+        query_id: {document_ids[i]: float(s) for i, s in zip(row_indices, row_scores)}
+        for query_id, row_indices, row_scores in zip(query_ids, indices, scores)
+    }
+
+
+def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int) -> np.ndarray:
+    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`."""
+    pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
+    scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)
+
+
+def fuse(rerank_scores: np.ndarray, retrieval_scores: np.ndarray, weight: float) -> np.ndarray:
+    """weight x reranker score + (1 - weight) x retrieval score, each standardised (z-score) over a query's top-k.
+
+    weight 1.0 returns the reranker's scores unchanged: its order alone."""
+    if weight == 1.0:
+        return rerank_scores
+
+    def standardised(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-6)
+
+    return weight * standardised(rerank_scores) + (1 - weight) * standardised(retrieval_scores.astype(np.float64))
+
+
+def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """A run where each query's first k documents are ordered by `rerank_scores` and the rest keep the retrieval order.
+
+    Reranker scores are shifted above every retrieval score, so reranked documents stay on top.
+    """
+    top_k = rerank_scores.shape[1]
+    offset = float(np.max(scores)) - float(np.min(rerank_scores)) + 1.0
+    run = to_run(query_ids, document_ids, indices, scores)
+    for query_id, row, row_scores in zip(query_ids, indices[:, :top_k], rerank_scores):
+        for i, score in zip(row, row_scores):
+            run[query_id][document_ids[i]] = float(score) + offset
+    return run
 
 
 def top(run: dict[str, dict[str, float]], k: int) -> dict[str, dict[str, float]]:
@@ -59,17 +105,18 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def evaluate_embedder(model, query_ids, query_texts, corpus_ids, documents, qrels, dims, batch_size):
+def evaluate_embedder(model, evalset, documents: list, dims: list[int], batch_size: int):
     """Metrics at full size and at each Matryoshka dimension from ONE encoding pass, and the full-size search.
 
+    `documents`: evalset.documents(page_input), what the model reads of each page.
     Returns ({metric: value, ..., "dims": {dim: {metric: value}}}, (indices, scores) of the top RUN_DEPTH).
     """
-    query_embeddings = encode_queries(model, query_texts, batch_size)
+    query_embeddings = encode_queries(model, evalset.query_texts, batch_size)
     document_embeddings = encode_documents(model, documents, batch_size)
-    return evaluate_embeddings(query_embeddings, document_embeddings, query_ids, corpus_ids, qrels, dims)
+    return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims)
 
 
-def evaluate_embeddings(query_embeddings, document_embeddings, query_ids, corpus_ids, qrels, dims):
+def evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims: list[int]):
     """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated + renormalised)."""
     full = query_embeddings.shape[1]
     too_large = [d for d in dims if d > full]
@@ -79,5 +126,26 @@ def evaluate_embeddings(query_embeddings, document_embeddings, query_ids, corpus
     for dim in sorted({full, *dims}, reverse=True):
         indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)
         searches[dim] = (indices, scores)
-        results[str(dim)] = ir_metrics(to_run(query_ids, corpus_ids, indices, scores), qrels)
+        results[str(dim)] = ir_metrics(to_run(evalset.query_ids, evalset.corpus_ids, indices, scores), evalset.qrels)
     return {**results[str(full)], "dims": results}, searches[full]
+
+
+def rerank_and_score(cross_encoder, evalset, documents: list, top: tuple, top_k: int, fusion_weight: float, batch_size: int, name: str):
+    """Rerank each query's top_k pages of `top` (an embedder's (indices, scores)) with the cross-encoder.
+
+    Returns {variant: metrics} and {variant: run}: `name` is the fused order (fusion_weight), and with a
+    fusion_weight below 1 also `name`_only, the reranker's order alone. Each row carries the reranking
+    cost (ms per query at top_k) and its fusion weight.
+    """
+    indices, scores = top
+    started = time.perf_counter()
+    rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size)
+    cost = {"top_k": top_k, "ms_per_query": round(1000 * (time.perf_counter() - started) / max(len(evalset.query_ids), 1), 1)}
+    orderings = {name: (fuse(rerank_scores, scores[:, :top_k], fusion_weight), fusion_weight)}
+    if fusion_weight < 1.0:
+        orderings[f"{name}_only"] = (rerank_scores, 1.0)
+    metrics, runs = {}, {}
+    for variant, (ordering, weight) in orderings.items():
+        runs[variant] = reranked(evalset.query_ids, evalset.corpus_ids, indices, scores, ordering)
+        metrics[variant] = {**ir_metrics(runs[variant], evalset.qrels), **cost, "fusion_weight": weight}
+    return metrics, runs

@@ -1,4 +1,11 @@
-"""Find and load the embedder and reranker that params.yaml names."""
+"""Find and load the embedder and reranker that params.yaml names: ONE loader for each, with every check.
+
+    load_embedder(name, params.models, max_seq_length=...)   # a stage: loading kwargs and modality from params
+    load_embedder(path, key="--model")                       # vdr-eval: a model as it is
+
+Given the `models` section, a loader passes its model_kwargs/processor_kwargs, checks that the processor
+kept the image bounds asked for, and, with models.page_input: image, that the model really reads images.
+"""
 
 from __future__ import annotations
 
@@ -53,32 +60,22 @@ def check_processor(model, processor_kwargs: dict | None, key: str) -> None:
         raise ValueError(f"{key}: the image processor ignored models.processor_kwargs.size: asked {wanted}, it uses {size}")
 
 
-def load_embedder(
-    name: str,
-    max_seq_length: int | None = None,
-    key: str = "models.embedder",
-    model_kwargs: dict | None = None,
-    processor_kwargs: dict | None = None,
-):
+def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, key: str = "models.embedder"):
+    """A SentenceTransformer from a folder, a Hub id or `pkg:<package>/<folder>`; `models`: params.yaml's section."""
     from sentence_transformers import SentenceTransformer
 
+    kwargs = loading_kwargs(models) if models is not None else {}
     path = resolve_model(name, key)
     if "/" not in name and not Path(path).exists():
         raise ValueError(f"{key}: '{name}' is neither a folder nor a Hub model id (owner/name)")
-    model = SentenceTransformer(path, model_kwargs=model_kwargs or None, processor_kwargs=processor_kwargs or None)
-    check_processor(model, processor_kwargs, key)
+    model = SentenceTransformer(path, model_kwargs=kwargs.get("model_kwargs") or None, processor_kwargs=kwargs.get("processor_kwargs") or None)
+    _check(model, models, kwargs, key)
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
 
 
-def load_reranker(
-    name: str,
-    max_length: int | None = None,
-    key: str = "models.reranker",
-    model_kwargs: dict | None = None,
-    processor_kwargs: dict | None = None,
-):
+def load_reranker(name: str, models=None, *, max_length: int | None = None, key: str = "models.reranker"):
     """A CrossEncoder. A saved reranker (a CrossEncoder folder or Hub id, such as a multimodal reranker with
     its any-to-any Transformer + LogitScore) loads as it is. A plain encoder checkpoint (a sentence-transformers
     or transformers folder) gets a fresh scoring head: mean pooling over the (query, page) tokens, then one
@@ -86,19 +83,22 @@ def load_reranker(
     untrained, and a classifier on it barely learns from hard negatives."""
     from sentence_transformers import CrossEncoder
 
+    kwargs = loading_kwargs(models) if models is not None else {}
+    model_kwargs, processor_kwargs = kwargs.get("model_kwargs") or None, kwargs.get("processor_kwargs") or None
     path = resolve_model(name, key)
     if not Path(path).is_dir() or _is_cross_encoder(Path(path)):
-        model = CrossEncoder(
-            path,
-            num_labels=1,
-            max_length=max_length,
-            model_kwargs=model_kwargs or None,
-            processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
-        )
+        model = CrossEncoder(path, num_labels=1, max_length=max_length, model_kwargs=model_kwargs, processor_kwargs=processor_kwargs)
     else:
         model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
-    check_processor(model, processor_kwargs, key)
+    _check(model, models, kwargs, key)
     return model
+
+
+def _check(model, models, kwargs: dict, key: str) -> None:
+    """What params.yaml asks of a loaded model: the image bounds it gave, and images when pages are read as images."""
+    check_processor(model, kwargs.get("processor_kwargs"), key)
+    if models is not None and models.page_input == "image":
+        require_images(model, key)
 
 
 def _is_cross_encoder(folder: Path) -> bool:

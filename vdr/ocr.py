@@ -1,4 +1,4 @@
-"""Page text for text-only models: the corpus's `text` column, or OCR of its page images with Tesseract.
+"""OCR of page images with Tesseract, for text-only models given image-only pages (see vdr/evalset.py).
 
 A text-only model given an image-only corpus (screenshots, or a `text` column that is empty) reads the
 pages through Tesseract (`pytesseract`, Debian package `tesseract-ocr`). Each tesseract process uses
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vdr.pages import decode_image
+from vdr.images import decode_image
 from vdr.shards import atomic_path
 
 LANGUAGE = "eng"
@@ -99,29 +99,3 @@ def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers
                 with atomic_path(path(key)) as temporary:
                     temporary.write_text(text)
     return [path(key).read_text() for key in keys]
-
-
-def has_text(corpus) -> bool:
-    """Whether the corpus's `text` column holds any text (screenshots come with an empty one)."""
-    return "text" in corpus.column_names and any(corpus["text"].to_pylist())
-
-
-def page_texts(corpus, where: str | Path, cache_dir: str | Path | None = None, workers: int | None = None) -> list[str]:
-    """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
-    if has_text(corpus):
-        return corpus["text"].to_pylist()
-    if "image" not in corpus.column_names:
-        raise ValueError(f"{where}: the corpus needs a 'text' or an 'image' column")
-    if corpus["image"].null_count:
-        raise ValueError(f"{where}: {corpus['image'].null_count} row(s) have no image to read with OCR; fill the 'image' column or add a 'text' column")
-    names = [f"{where}, id '{doc_id}'" for doc_id in corpus["id"].to_pylist()]
-    return ocr_images(corpus["image"].to_pylist(), cache_dir, workers, names)
-
-
-def page_documents(corpus, page_input: str, where: str | Path, cache_dir: str | Path | None = None, workers: int | None = None) -> list:
-    """What the models read of each page, as models.page_input says: the page images, or page_texts (text layer or OCR)."""
-    if page_input == "image":
-        if "image" not in corpus.column_names:
-            raise ValueError(f"{where}: models.page_input is image, but the corpus has no 'image' column")
-        return [decode_image(data) for data in corpus["image"].to_pylist()]
-    return page_texts(corpus, where, cache_dir, workers)

@@ -1,22 +1,32 @@
-"""Typeset a document to a one-page A4 PDF and rasterise it with pypdfium2.
+"""Typeset a document to a one-page A4 PDF and rasterise it with pypdfium2; run page jobs side by side.
 
 A document is a title plus a numpydoc-style body: plain paragraphs become body text, sections
 ("Parameters" underlined with dashes) become headings, entries of Parameters/Returns/... sections
 become a table, and Examples become monospaced text. The page is what a model sees: an image,
 and the PDF's own text layer for text-only models.
+
+The render stage turns every document (or given screenshot) into a page through `map_pages`: one job
+per page in `workers` processes, where a page that fails gives {"id", "error"} instead of stopping the
+pool, and `bad_pages` then stops the stage naming the first one, or counts them (render.on_bad_page).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import multiprocessing
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow as pa
 import pypdfium2
 from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
-from PIL import Image
+from tqdm import tqdm
+
+from vdr.images import normalise_image
 
 TABLE_SECTIONS = {"parameters", "returns", "yields", "attributes", "raises", "other parameters", "warns", "receives"}
 CODE_SECTIONS = {"examples"}
@@ -129,19 +139,59 @@ def render_document(title: str, body: str, dpi: int) -> RenderedPage:
     return rasterise_first_page(typeset(title, body), dpi)
 
 
-def normalise_image(image_bytes: bytes, max_pixels: int) -> tuple[bytes, int, int]:
-    """Decode any image, convert to RGB and shrink it (aspect kept) to at most `max_pixels` pixels; PNG bytes."""
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        image = image.convert("RGB")
-        if image.width * image.height > max_pixels:
-            scale = (max_pixels / (image.width * image.height)) ** 0.5
-            image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.BICUBIC)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return buffer.getvalue(), image.width, image.height
+# The page-job pool: every page is a job, run in `workers` processes; a job that fails names its page
+
+def _render(job):  # one document -> its first page
+    doc_id, title, body, dpi = job
+    try:
+        page = render_document(title, body, dpi)
+    except Exception as error:  # a document that cannot be typeset names itself
+        raise RuntimeError(f"render: document '{doc_id}' could not be typeset or rasterised: {error}") from error
+    return {"id": doc_id, "image": page.png, "text": page.text, "width": page.width, "height": page.height}
 
 
-def decode_image(image_bytes: bytes) -> Image.Image:
-    """PNG/JPEG bytes from a shard -> an RGB PIL image, as a multimodal model takes it."""
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        return image.convert("RGB")
+def _or_error(work, job):
+    try:
+        return work(job)
+    except RuntimeError as error:
+        return {"id": job[0], "error": str(error)}
+
+
+def map_pages(work, jobs: list[tuple], workers: int, description: str) -> list[dict]:
+    """work(job) for every job, in `workers` processes; a job that fails gives {"id", "error"} instead."""
+    guarded = functools.partial(_or_error, work)
+    if workers == 1:
+        return [guarded(job) for job in tqdm(jobs, desc=description)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(guarded, jobs, chunksize=8), total=len(jobs), desc=description))
+
+
+def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
+    """One page per document; a document that fails gives {"id", "error"} instead."""
+    jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
+    return map_pages(_render, jobs, workers, description)
+
+
+def _normalise(job):
+    doc_id, data, max_pixels = job
+    try:
+        png, width, height = normalise_image(data, max_pixels)
+    except Exception as error:
+        raise RuntimeError(f"render: the image of '{doc_id}' could not be decoded: {error}") from error
+    return {"id": doc_id, "image": png, "text": "", "width": width, "height": height}
+
+
+def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
+    """One page per image; an image that fails gives {"id", "error"} instead."""
+    return map_pages(_normalise, [(d, data, max_pixels) for d, data in zip(ids, images)], workers, description)
+
+
+def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:
+    """How many pages failed; with render.on_bad_page: error the first one stops the stage, named."""
+    failed = [page for page in pages if "error" in page]
+    if failed and on_bad_page == "error":
+        raise RuntimeError(
+            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; fix the data, or set render.on_bad_page: skip "
+            "to drop them and count them in metrics/render.json)"
+        )
+    return len(failed)

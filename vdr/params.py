@@ -139,26 +139,31 @@ class MineReranker(Mine):
 Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
 
 
-class TrainEmbedder(Section):
-    max_train_samples: int | None = Field(ge=2)  # null: every triplet
-    max_seq_length: int | None = Field(ge=8)  # null: the model's own limit (never truncate image tokens)
+class Training(Section):
+    """What both training stages share: the trainer's schedule, precision, logging, checkpoints and processes."""
+
     epochs: float = Field(gt=0)
-    batch_size: int = Field(ge=2)
-    eval_batch_size: int = Field(default=64, ge=1)
-    mini_batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
     bf16: bool = False  # bf16 autocast
-    batch_sampler: Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"] = "no_duplicates"
     logging_steps: int | float = Field(default=1, gt=0)
-    eval_steps: Steps = Field(default=None, gt=0)  # evaluator runs during training
-    save_steps: Steps = Field(default=None, gt=0)  # checkpoints
+    eval_steps: Steps = Field(default=None, gt=0)  # the evaluator every n steps (or fraction); null: see each stage
+    save_steps: Steps = Field(default=None, gt=0)  # checkpoints, to resume a killed run; null: none
     save_total_limit: int | None = Field(default=None, ge=1)
+    seed: int
+    num_processes: int = Field(default=1, ge=1)
+
+
+class TrainEmbedder(Training):
+    max_train_samples: int | None = Field(ge=2)  # null: every triplet
+    max_seq_length: int | None = Field(ge=8)  # null: the model's own limit (never truncate image tokens)
+    batch_size: int = Field(ge=2)
+    mini_batch_size: int = Field(ge=1)
+    batch_sampler: Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"] = "no_duplicates"
     evaluator_name: str = "eval"
     evaluator_batch_size: int = Field(default=64, ge=1)
     matryoshka_dims: list[int] = Field(min_length=1)
-    seed: int
-    num_processes: int = Field(default=1, ge=1)
     gather_across_devices: bool = False
 
     @model_validator(mode="after")
@@ -168,23 +173,13 @@ class TrainEmbedder(Section):
         return self
 
 
-class TrainReranker(Section):
+class TrainReranker(Training):
     max_train_queries: int | None = Field(ge=1)  # null: every query
     negatives_per_positive: int = Field(ge=1)
     pos_weight: float = Field(default=1.0, gt=0)  # BinaryCrossEntropyLoss: weight of the positive (label 1) pairs
     eval_queries: int = Field(default=0, ge=0)  # held out of training for CrossEncoderRerankingEvaluator; 0: no evaluator
-    eval_steps: Steps = Field(default=None, gt=0)  # evaluate every n steps (or fraction); null: at the end only
     max_length: int | None = Field(ge=8)
-    epochs: float = Field(gt=0)
-    batch_size: int = Field(ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
-    learning_rate: float = Field(gt=0, lt=1)
-    warmup_ratio: float = Field(ge=0, le=1)
-    bf16: bool = False
-    save_steps: Steps = Field(default=None, gt=0)  # checkpoints, to resume a killed run
-    save_total_limit: int | None = Field(default=None, ge=1)
-    seed: int
-    num_processes: int = Field(default=1, ge=1)
 
 
 class Evaluate(Section):

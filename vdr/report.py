@@ -1,4 +1,4 @@
-"""The results table (shaped like the reference post's) and the model card text."""
+"""The results table (shaped like the reference post's), the plot rows and reports/results.md; vdr/card.py builds the model card on them."""
 
 from __future__ import annotations
 
@@ -36,3 +36,16 @@ def ndcg_by_dimension(metrics: dict) -> list[dict]:
     """Rows for `dvc plots`: NDCG@10 per embedding dimension, base vs finetuned."""
     dims = sorted({int(d) for d in metrics["base"]["dims"]} & {int(d) for d in metrics["finetuned"]["dims"]}, reverse=True)
     return [{"dim": d, "base": metrics["base"]["dims"][str(d)]["ndcg@10"], "finetuned": metrics["finetuned"]["dims"][str(d)]["ndcg@10"]} for d in dims]
+
+
+def results_report(metrics: dict, evalset, evaluate, picture: str | None = None) -> str:
+    """reports/results.md: the held-out set, how it was scored, the results table and the picture beside it."""
+    text = (
+        "# Results\n\n"
+        f"Held-out set: {evalset}. Metrics: pytrec_eval, cosine similarity, reranker over the finetuned embedder's "
+        f"top {evaluate.top_k}, its score fused with the embedder's at weight {evaluate.fusion_weight} "
+        "(`_only`: the reranker's order alone).\n\n" + results_table(metrics)
+    )
+    if picture:
+        text += f"\n![NDCG@10 by embedding dimension]({picture})\n"
+    return text

@@ -1,4 +1,4 @@
-"""Encode once, truncate Matryoshka dimensions, search, rerank."""
+"""Encode once, truncate Matryoshka dimensions, search, and the mining rule for hard negatives."""
 
 from __future__ import annotations
 
@@ -29,47 +29,6 @@ def search(query_embeddings: np.ndarray, document_embeddings: np.ndarray, top_k:
     # lexsort sorts by the last key first: score descending, then index ascending
     order = np.stack([np.lexsort((np.arange(row.size), -row))[:top_k] for row in scores])
     return order, np.take_along_axis(scores, order, axis=1)
-
-
-def to_run(query_ids: list[str], document_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
-    return {
-        query_id: {document_ids[i]: float(s) for i, s in zip(row_indices, row_scores)}
-        for query_id, row_indices, row_scores in zip(query_ids, indices, scores)
-    }
-
-
-def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int) -> np.ndarray:
-    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`."""
-    pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
-    scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
-    return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)
-
-
-def fuse(rerank_scores: np.ndarray, retrieval_scores: np.ndarray, weight: float) -> np.ndarray:
-    """weight x reranker score + (1 - weight) x retrieval score, each standardised (z-score) over a query's top-k.
-
-    weight 1.0 returns the reranker's scores unchanged: its order alone."""
-    if weight == 1.0:
-        return rerank_scores
-
-    def standardised(x: np.ndarray) -> np.ndarray:
-        return (x - x.mean(axis=1, keepdims=True)) / np.maximum(x.std(axis=1, keepdims=True), 1e-6)
-
-    return weight * standardised(rerank_scores) + (1 - weight) * standardised(retrieval_scores.astype(np.float64))
-
-
-def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray) -> dict[str, dict[str, float]]:
-    """A run where each query's first k documents are ordered by `rerank_scores` and the rest keep the retrieval order.
-
-    Reranker scores are shifted above every retrieval score, so reranked documents stay on top.
-    """
-    top_k = rerank_scores.shape[1]
-    offset = float(np.max(scores)) - float(np.min(rerank_scores)) + 1.0
-    run = to_run(query_ids, document_ids, indices, scores)
-    for query_id, row, row_scores in zip(query_ids, indices[:, :top_k], rerank_scores):
-        for i, score in zip(row, row_scores):
-            run[query_id][document_ids[i]] = float(score) + offset
-    return run
 
 
 def mine_negatives(

@@ -1,6 +1,6 @@
 """A tiny random Qwen3-VL, built offline, for tests and GPU smoke checks.
 
-    python -m vdr.tiny_vlm OUTPUT_FOLDER     # writes OUTPUT_FOLDER/{embedder,reranker,dataset}
+    python -m tests.support.tiny_vlm OUTPUT_FOLDER     # writes OUTPUT_FOLDER/{embedder,reranker,dataset}
 
 Same architecture and loading path as Qwen/Qwen3-VL-Embedding-2B and Qwen/Qwen3-VL-Reranker-2B, at toy
 size: hidden size 64, 2 layers, a 1-block vision tower, a byte-level BPE tokenizer trained on the fly,
@@ -9,7 +9,8 @@ the Qwen2-VL image processor and a ChatML chat template. The embedder loads with
 reranker with `CrossEncoder(folder)` (Transformer any-to-any -> LogitScore on the "yes"/"no" tokens).
 `synthetic_dataset` writes page screenshots in the layout of tomaarsen/llamaindex-vdr-en-train-preprocessed
 (configs train and eval; query, image, negative_0..3), and `tiny_blog_params` turns the `blog` profile into
-a run of minutes on these. Nothing is downloaded.
+a run of minutes on these. `build_config(tokenizer, architecture)` gives the same wiring at any size
+(benchmarks/gpu_check.py builds the published 2B architecture with it). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -67,41 +68,54 @@ def build_processor(tokenizer, min_pixels: int = 32 * 32, max_pixels: int = 64 *
     return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=CHAT_TEMPLATE)
 
 
-def build_config(tokenizer):
+# the toy size; benchmarks/gpu_check.py passes the published architecture instead
+TINY_ARCHITECTURE = {
+    "text_config": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+    },
+    "vision_config": {
+        "depth": 1,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": 64,
+        "num_position_embeddings": 64,
+        "deepstack_visual_indexes": [0],
+    },
+    "tie_word_embeddings": False,
+}
+
+
+def build_config(tokenizer, architecture: dict = TINY_ARCHITECTURE):
+    """A Qwen3VLConfig of `architecture` (text_config, vision_config, tie_word_embeddings) whose special token
+    ids are the tokenizer's; the vocabulary is the tokenizer's unless the architecture gives a larger one."""
     from transformers import Qwen3VLConfig
 
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    text_config = {
+        "vocab_size": len(tokenizer),
+        **architecture["text_config"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+    }
     return Qwen3VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True},
-            "pad_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-        },
-        vision_config={
-            "depth": 1,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 64,
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [0],
-        },
+        text_config=text_config,
+        vision_config=architecture["vision_config"],
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        tie_word_embeddings=architecture.get("tie_word_embeddings", False),
     )
 
 
@@ -190,7 +204,7 @@ def tiny_blog_params(blog: dict, embedder: str, reranker: str, dataset: str, bf1
     params["render"].update(workers=1, shard_size=16, max_pixels=160 * 208)
     params["mine"].update(batch_size=8, range_max=20, relative_margin=0.0)
     params["mine_reranker"].update(batch_size=8, range_max=20, relative_margin=0.0)
-    params["train_embedder"].update(batch_size=8, eval_batch_size=8, mini_batch_size=4, bf16=bf16, matryoshka_dims=[64, 32], learning_rate=1e-4, evaluator_batch_size=8, eval_steps=0.5, save_steps=0.5, logging_steps=1)
+    params["train_embedder"].update(batch_size=8, mini_batch_size=4, bf16=bf16, matryoshka_dims=[64, 32], learning_rate=1e-4, evaluator_batch_size=8, eval_steps=0.5, save_steps=0.5, logging_steps=1)
     params["train_reranker"].update(batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4, eval_queries=4, eval_steps=0.5)
     params["evaluate"].update(batch_size=8, top_k=5, dims=[64, 32])
     params["publish"].update(truncate_dim=32)

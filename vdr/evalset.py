@@ -1,0 +1,104 @@
+"""What a model reads of a page, and the held-out set as every stage, the CLI and the tests load it.
+
+One way to read a page, whoever reads it (mine, train_embedder's evaluator, embed_base, evaluate,
+`vdr-eval`):
+  models.page_input: image   the page screenshot (the `image` column)
+  models.page_input: text    the page's text layer (the `text` column) when it holds any text, else the
+                             OCR of the screenshot (vdr/ocr.py): a text model on screenshot pages reads
+                             what tesseract reads, never empty strings
+
+`EvalSet.load(folder)` reads a BEIR-layout set once (vdr/shards.py load_beir: ids, queries, qrels
+checked) and keeps the queries that have qrels, in the order of queries.parquet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from vdr.images import decode_image
+from vdr.ocr import ocr_images
+from vdr.shards import load_beir
+
+PAGE_INPUTS = ("text", "image")
+
+
+def has_text(pages: pa.Table) -> bool:
+    """Whether the `text` column holds any text (screenshots come with an empty one)."""
+    return "text" in pages.column_names and any(pages["text"].to_pylist())
+
+
+def page_texts(pages: pa.Table, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list[str]:
+    """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
+    if has_text(pages):
+        return pages["text"].to_pylist()
+    if "image" not in pages.column_names:
+        raise ValueError(f"{where}: the pages need a 'text' or an 'image' column")
+    if pages["image"].null_count:
+        raise ValueError(
+            f"{where}: {pages['image'].null_count} row(s) have no image to read with OCR; "
+            "fill the 'image' column or add a 'text' column"
+        )
+    names = [f"{where}, id '{page_id}'" for page_id in pages["id"].to_pylist()]
+    return ocr_images(pages["image"].to_pylist(), ocr_cache, ocr_workers, names)
+
+
+def read_pages(
+    pages: pa.Table, page_input: str, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None,
+    decode: bool = True,
+) -> list:
+    """What the models read of each page, as models.page_input says: the screenshots (decoded RGB images, or
+    their PNG/JPEG bytes with decode=False), or page_texts (text layer, else OCR)."""
+    if page_input not in PAGE_INPUTS:
+        raise ValueError(f"models.page_input: '{page_input}' is not one of {PAGE_INPUTS}")
+    if page_input == "text":
+        return page_texts(pages, where, ocr_cache, ocr_workers)
+    if "image" not in pages.column_names:
+        raise ValueError(f"{where}: models.page_input is image, but the pages have no 'image' column")
+    images = pages["image"].to_pylist()
+    return [decode_image(data) for data in images] if decode else images
+
+
+def page_input_for(pages: pa.Table, model) -> str:
+    """For a model given without params (vdr-eval): the text layer when the pages have one, else the
+    screenshots for a model that reads images, else their OCR."""
+    reads_images = not has_text(pages) and "image" in pages.column_names and model.supports("image")
+    return "image" if reads_images else "text"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A held-out retrieval set: the corpus pages, the queries that have qrels, and the qrels."""
+
+    folder: Path
+    corpus: pa.Table
+    corpus_ids: list[str]
+    query_ids: list[str]
+    query_texts: list[str]
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> EvalSet:
+        corpus, queries, qrels = load_beir(folder)
+        query_ids = [q for q in queries if q in qrels]
+        return cls(
+            folder=Path(folder),
+            corpus=corpus,
+            corpus_ids=[str(i) for i in corpus["id"].to_pylist()],
+            query_ids=query_ids,
+            query_texts=[queries[q] for q in query_ids],
+            qrels=qrels,
+        )
+
+    def documents(self, page_input: str, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:
+        """Every corpus page as the models read it (read_pages), in corpus_ids order."""
+        return read_pages(self.corpus, page_input, self.folder, ocr_cache, ocr_workers)
+
+    def relevant(self) -> dict[str, set[str]]:
+        """{query id: the ids of its relevant pages (score > 0)}, as sentence-transformers' evaluators take it."""
+        return {q: {d for d, score in docs.items() if score > 0} for q, docs in self.qrels.items()}
+
+    def __str__(self) -> str:
+        return f"{len(self.query_ids)} queries, {len(self.corpus_ids)} pages"
