@@ -1,5 +1,6 @@
-# The pipeline on a GPU box: the same lock file as every other install, Python 3.11, CUDA from the
-# torch wheels (the base image brings the NVIDIA container setup and the driver check).
+# The pipeline on a GPU box: the pipeline's lock file (requirements.lock; the test and lint tools of
+# requirements-dev.lock stay out of the image), Python 3.11, CUDA from the torch wheels (the base image
+# brings the NVIDIA container setup and the driver check).
 #
 #   docker build -t vdr .
 #   docker run --rm --gpus all --ipc=host -v vdr-hf:/cache/huggingface -e HF_TOKEN \
@@ -29,7 +30,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3.11 -m venv "$VIRTUAL_ENV"
 
-# 2. Dependencies: the one lock file, in its own layer so that code changes do not reinstall torch
+# 2. Dependencies: the run-time lock file, in its own layer so that code changes do not reinstall torch
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install -r /tmp/requirements.lock && rm /tmp/requirements.lock
 

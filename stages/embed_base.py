@@ -13,7 +13,7 @@ or the screenshot. Writes data/embeddings/base: queries.npy and corpus.npy (full
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.embeddings import encoding_settings, save_embeddings
@@ -21,16 +21,14 @@ from vdr.evalset import EvalSet
 from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.retrieval import encode_documents, encode_queries
-from vdr.stage import parse_args
+from vdr.stage import PageReading, parse_args
 
 
 @dataclass(frozen=True)
-class Paths:
+class Paths(PageReading):
     params: Path = Path("params.yaml")
     dataset: Path = Path("data/pages/eval")
     output: Path = Path("data/embeddings/base")
-    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
-    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
 
 
 def main(paths: Paths) -> None:

@@ -15,7 +15,7 @@ reports/results.md with its picture reports/ndcg_by_dim.svg, and TREC run files 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.embeddings import encoding_settings, load_embeddings
@@ -26,11 +26,11 @@ from vdr.params import load_params
 from vdr.plots import ndcg_by_dimension_svg
 from vdr.report import ndcg_by_dimension, results_report
 from vdr.shards import atomic_path, write_json
-from vdr.stage import parse_args
+from vdr.stage import PageReading, parse_args
 
 
 @dataclass(frozen=True)
-class Paths:
+class Paths(PageReading):
     params: Path = Path("params.yaml")
     dataset: Path = Path("data/pages/eval")
     base_embeddings: Path = Path("data/embeddings/base")
@@ -41,8 +41,6 @@ class Paths:
     report: Path = Path("reports/results.md")
     picture: Path = Path("reports/ndcg_by_dim.svg")
     runs: Path = Path("data/runs")
-    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
-    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
 
 
 def main(paths: Paths) -> None:

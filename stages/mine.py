@@ -30,19 +30,17 @@ from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.retrieval import encode_documents, encode_queries, mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
-from vdr.stage import parse_args
+from vdr.stage import PageReading, parse_args
 
 
 @dataclass(frozen=True)
-class Paths:
+class Paths(PageReading):
     params: Path = Path("params.yaml")
     section: str = field(default="mine", metadata={"choices": ["mine", "mine_reranker"], "help": "the params.yaml section to mine with"})
     pages: Path = Path("data/pages")
     finetuned: Path = field(default=Path("models/embedder"), metadata={"help": "the finetuned embedder (mine_reranker.embedder: finetuned)"})
     output: Path = Path("data/mined")
     metrics: Path = Path("metrics/mine.json")
-    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
-    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
 
 
 def main(paths: Paths) -> None:

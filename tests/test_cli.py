@@ -8,6 +8,7 @@ import pytest
 import pytrec_eval
 from PIL import Image
 
+from tests.support.repo import read_trec_run
 from vdr.cli import main
 from vdr.shards import write_qrels, write_table
 
@@ -41,11 +42,8 @@ def dataset(tmp_path):
 def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
     main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64"])
     metrics = json.loads((tmp_path / "m.json").read_text())
-    run = {}
-    for line in (tmp_path / "run.trec").read_text().splitlines():
-        query_id, q0, doc_id, rank, score, tag = line.split()
-        assert q0 == "Q0" and tag == "retrieve"
-        run.setdefault(query_id, {})[doc_id] = float(score)
+    run = read_trec_run(tmp_path / "run.trec")
+    assert {line.split()[5] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"retrieve"}
     qrels = {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
     direct = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.1,10"}).evaluate(run)
     mean = lambda key: sum(direct[q][key] for q in qrels) / len(qrels)  # noqa: E731
@@ -60,7 +58,7 @@ def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
     main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--reranker", MODEL, "--top-k", "3"])
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics["reranked"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k"}
-    assert {line.split()[0] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"q1", "q2", "q3"}
+    assert set(read_trec_run(tmp_path / "run.trec")) == {"q1", "q2", "q3"}
 
 
 def test_vdr_eval_rejects_bad_dims(dataset, tmp_path):

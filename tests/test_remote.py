@@ -11,13 +11,8 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import REPO
+from tests.support.repo import commit_all, run
 from vdr.shards import write_shards
-
-
-def run(command, cwd, env):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -33,8 +28,7 @@ def shard_repo(tmp_path, stage_env):
     schema = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string())])
     write_shards(repo / "shards", rows, schema, shard_size=16)
     run(["dvc", "add", "-q", "shards"], repo, stage_env)
-    run(["git", "add", "-A"], repo, stage_env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "shards"], repo, stage_env)
+    commit_all(repo, stage_env, "shards")
     return repo
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import stage_environment
-from tests.test_pipeline import TINY, make_tiny_repo, run
+from tests.support.repo import TINY, make_tiny_repo, run
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.test_pipeline import make_tiny_repo, run
+from tests.support.repo import make_tiny_repo, run
 
 pytestmark = pytest.mark.slow
 

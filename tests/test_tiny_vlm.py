@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_pipeline import ran_stages, run
+from tests.support.repo import commit_all, copy_project, ran_stages, run
 from vdr.models import check_processor, load_embedder, load_reranker
 from vdr.params import Models
 from vdr.profiles import compose
@@ -57,10 +57,7 @@ def test_ignored_image_bounds_are_caught(tiny_models):
 @pytest.fixture(scope="module")
 def tiny_blog_repo(tmp_path_factory, tiny_models):
     repo = tmp_path_factory.mktemp("tiny_blog")
-    for name in ("dvc.yaml", "requirements.lock", ".gitignore"):
-        shutil.copy(REPO / name, repo / name)
-    for folder in ("stages", "vdr", "conf"):
-        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_project(repo, folders=("stages", "vdr", "conf"))
     synthetic_dataset(repo / "vdr-dataset", train_rows=24, eval_rows=8)
     params = tiny_blog_params(compose("blog"), str(tiny_models[0]), str(tiny_models[1]), "vdr-dataset")
     params["profile_name"] = "tiny_blog"
@@ -74,8 +71,7 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
     run(["git", "init", "-q"], repo, stage_env)
     run(["dvc", "init", "-q"], repo, stage_env)
     run(["dvc", "config", "hydra.enabled", "true"], repo, stage_env)
-    run(["git", "add", "-A"], repo, stage_env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "tiny blog"], repo, stage_env)
+    commit_all(repo, stage_env, "tiny blog")
 
     # 1. The whole pipeline, composed by DVC from conf/ (local dataset, given negatives)
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog"], repo, stage_env)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -42,3 +43,11 @@ def parse_args(arguments_class, description: str | None, argv: list[str] | None 
             help=field.metadata.get("help", f"default: {field.default}"),
         )
     return arguments_class(**vars(parser.parse_args(argv)))
+
+
+@dataclass(frozen=True)
+class PageReading:
+    """The options of every stage that reads pages (vdr/evalset.py): a text model reads image-only pages through OCR."""
+
+    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
+    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
