@@ -45,7 +45,12 @@ ARCHITECTURE = {
         "hidden_act": "silu",
         "max_position_embeddings": 262144,
         "rms_norm_eps": 1e-6,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20], "mrope_interleaved": True},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": [24, 20, 20],
+            "mrope_interleaved": True,
+        },
     },
     "vision_config": {
         "depth": 24,
@@ -62,7 +67,13 @@ ARCHITECTURE = {
     },
     "tie_word_embeddings": True,
 }
-RECIPE = {"train_rows": 10_000, "batch_size": 64, "eval_runs": 12, "eval_queries": 300, "eval_pages": 1_500}  # eval: before, 10 during, after
+RECIPE = {
+    "train_rows": 10_000,
+    "batch_size": 64,
+    "eval_runs": 12,
+    "eval_queries": 300,
+    "eval_pages": 1_500,
+}  # eval: before, 10 during, after
 DEVICE = "cuda"
 PAGE_SIZE = (850, 1100)  # a letter page at 100 dpi; the processor bounds it to at most 360,000 pixels
 
@@ -75,8 +86,8 @@ def attention() -> str:
 
 def tiny_pipeline(workdir: Path) -> float:
     """Part 1: the real stages, in order, with the tiny blog params in bf16; returns the total seconds."""
-    from vdr.profiles import compose
     from tests.support.tiny_vlm import build, synthetic_dataset, tiny_blog_params
+    from vdr.profiles import compose
 
     for folder in ("stages", "vdr"):
         shutil.copytree(REPO / folder, workdir / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -87,9 +98,32 @@ def tiny_pipeline(workdir: Path) -> float:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(workdir))
     total = 0.0
-    stages = {stage: [f"stages/{stage}.py"] for stage in ("fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish")}
-    stages = {**stages, "mine_reranker": ["stages/mine.py", "--section", "mine_reranker", "--output", "data/mined_reranker", "--metrics", "metrics/mine_reranker.json"]}
-    for stage in ("fetch", "render", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"):
+    stages = {
+        stage: [f"stages/{stage}.py"]
+        for stage in ("fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish")
+    }
+    stages = {
+        **stages,
+        "mine_reranker": [
+            "stages/mine.py",
+            "--section",
+            "mine_reranker",
+            "--output",
+            "data/mined_reranker",
+            "--metrics",
+            "metrics/mine_reranker.json",
+        ],
+    }
+    for stage in (
+        "fetch",
+        "render",
+        "mine",
+        "train_embedder",
+        "mine_reranker",
+        "train_reranker",
+        "evaluate",
+        "publish",
+    ):
         started = time.perf_counter()
         result = subprocess.run([sys.executable, *stages[stage]], cwd=workdir, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
@@ -111,10 +145,14 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
     """Part 2: the recipe's training step on a random model of the published architecture."""
     import torch
     from datasets import Dataset, Features, Image, Value
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from sentence_transformers.base.sampler import BatchSamplers
     from transformers import Qwen3VLModel, TrainerCallback
 
     from tests.support.tiny_vlm import build_config, build_processor, build_tokenizer
@@ -129,16 +167,29 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
     processor.save_pretrained(folder)
     torch.cuda.empty_cache()
     transformer = Transformer(str(folder), model_kwargs={"dtype": "bfloat16", "attn_implementation": attention()})
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()], device=DEVICE)
-    print(f"  random model: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, embedding size {model.get_embedding_dimension()}")
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()], device=DEVICE
+    )
+    print(
+        f"  random model: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, "
+        f"embedding size {model.get_embedding_dimension()}"
+    )
 
     rows = RECIPE["batch_size"] * steps
     features = Features({"anchor": Value("string"), "positive": Image(), "negative": Image()})
     data = Dataset.from_dict(
-        {"anchor": [f"what does report {n} say?" for n in range(rows)], "positive": pages(rows, 0), "negative": pages(rows, 100_000)},
+        {
+            "anchor": [f"what does report {n} say?" for n in range(rows)],
+            "positive": pages(rows, 0),
+            "negative": pages(rows, 100_000),
+        },
         features=features,
     )
-    loss = MatryoshkaLoss(model, CachedMultipleNegativesRankingLoss(model, mini_batch_size=1), matryoshka_dims=[2048, 1536, 1024, 512, 256, 128, 64])
+    loss = MatryoshkaLoss(
+        model,
+        CachedMultipleNegativesRankingLoss(model, mini_batch_size=1),
+        matryoshka_dims=[2048, 1536, 1024, 512, 256, 128, 64],
+    )
     args = SentenceTransformerTrainingArguments(
         output_dir=str(workdir / "checkpoints"),
         max_steps=steps,
@@ -180,7 +231,13 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
     model.encode_document(sample, batch_size=1)
     torch.cuda.synchronize()
     page_s = (time.perf_counter() - started) / len(sample)
-    return {"steps": len(clock.times), "step_s": step_s, "samples_per_s": RECIPE["batch_size"] / step_s, "peak_gib": peak_gib, "page_encode_s": page_s}
+    return {
+        "steps": len(clock.times),
+        "step_s": step_s,
+        "samples_per_s": RECIPE["batch_size"] / step_s,
+        "peak_gib": peak_gib,
+        "page_encode_s": page_s,
+    }
 
 
 def main() -> int:
@@ -209,11 +266,16 @@ def main() -> int:
 
     steps_per_epoch = math.ceil(RECIPE["train_rows"] / RECIPE["batch_size"])
     train_h = steps_per_epoch * result["step_s"] / 3600
-    eval_h = RECIPE["eval_runs"] * (RECIPE["eval_pages"] + RECIPE["eval_queries"]) * result["page_encode_s"] / 3600  # queries counted as pages: an upper bound
+    eval_h = (
+        RECIPE["eval_runs"] * (RECIPE["eval_pages"] + RECIPE["eval_queries"]) * result["page_encode_s"] / 3600
+    )  # queries counted as pages: an upper bound
     print(
-        f"gpu_check: {device}: {result['samples_per_s']:.2f} samples/s ({result['step_s']:.1f} s/step of 64 over {result['steps']} steps), "
-        f"peak GPU memory {result['peak_gib']:.1f} GiB, page encode {result['page_encode_s'] * 1000:.0f} ms at batch 1; "
-        f"projected full recipe: {steps_per_epoch} steps = {train_h:.2f} h training + {eval_h:.2f} h evaluator runs = {train_h + eval_h:.2f} h"
+        f"gpu_check: {device}: {result['samples_per_s']:.2f} samples/s "
+        f"({result['step_s']:.1f} s/step of 64 over {result['steps']} steps), "
+        f"peak GPU memory {result['peak_gib']:.1f} GiB, "
+        f"page encode {result['page_encode_s'] * 1000:.0f} ms at batch 1; "
+        f"projected full recipe: {steps_per_epoch} steps = {train_h:.2f} h training + "
+        f"{eval_h:.2f} h evaluator runs = {train_h + eval_h:.2f} h"
     )
     return 0
 

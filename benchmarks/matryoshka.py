@@ -1,6 +1,6 @@
 """Matryoshka evaluation: one encoding pass + truncate/renormalise vs re-encoding for every dimension.
 
-    python benchmarks/matryoshka.py                              # the cpu profile's eval set (after `dvc repro render`)
+    python benchmarks/matryoshka.py                             # the cpu profile's eval set (after `dvc repro render`)
     python benchmarks/matryoshka.py --dataset DIR --model PATH --dims 384,256,128,64,32,16,8 --max-pages 300
 
 Both ways run in this one process on the same data and model; the script checks they give the same
@@ -16,7 +16,7 @@ from pathlib import Path
 from vdr.evalset import EvalSet
 from vdr.evaluation import evaluate_embedder, ir_metrics, to_run
 from vdr.models import load_embedder
-from vdr.retrieval import search
+from vdr.search import search
 
 
 def main() -> None:
@@ -62,8 +62,13 @@ def main() -> None:
     print(f"{'dim':>5} {'one pass':>10} {'re-encode':>10}")
     for dim in dims:
         print(f"{dim:>5} {one_pass['dims'][str(dim)]['ndcg@10']:>10.4f} {per_dimension[dim]:>10.4f}")
-        assert abs(one_pass["dims"][str(dim)]["ndcg@10"] - per_dimension[dim]) < 1e-4, f"dimension {dim}: the two ways disagree"
-    print(f"one pass {one_pass_seconds:.1f} s, re-encode per dimension {re_encode_seconds:.1f} s: {re_encode_seconds / one_pass_seconds:.1f}x faster")
+        assert abs(one_pass["dims"][str(dim)]["ndcg@10"] - per_dimension[dim]) < 1e-4, (
+            f"dimension {dim}: the two ways disagree"
+        )
+    print(
+        f"one pass {one_pass_seconds:.1f} s, re-encode per dimension {re_encode_seconds:.1f} s: "
+        f"{re_encode_seconds / one_pass_seconds:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ import yaml
 
 def run_stage(stage: str) -> tuple[float, float, int]:
     started = time.perf_counter()
-    process = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        ["dvc", "repro", "--force", "--single-item", stage], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     return seconds, usage.ru_maxrss / 1024 / 1024, os.waitstatus_to_exitcode(status)

@@ -38,14 +38,17 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def add_and_push(root: Path, remote: list[str], write_pages) -> tuple[float, float, int]:
-    """A fresh repo whose default remote is `remote` (`dvc remote add` arguments); write the pages; time `dvc add` and `dvc push`."""
+    """A fresh repo whose default remote is `remote` (`dvc remote add` arguments); write the pages;
+    time `dvc add` and `dvc push`."""
     repo = root / "repo"
     repo.mkdir(parents=True)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["dvc", "remote", "add", "-d", "bench", *remote[:1]], cwd=repo, check=True, capture_output=True)
     if len(remote) > 1:
-        subprocess.run(["dvc", "remote", "modify", "bench", "endpointurl", remote[1]], cwd=repo, check=True, capture_output=True)
+        subprocess.run(
+            ["dvc", "remote", "modify", "bench", "endpointurl", remote[1]], cwd=repo, check=True, capture_output=True
+        )
     write_pages(repo / "pages")
     files = sum(1 for p in (repo / "pages").rglob("*") if p.is_file())
     return timed(["dvc", "add", "pages"], repo), timed(["dvc", "push"], repo), files
@@ -63,15 +66,23 @@ def report(title: str, results: dict) -> None:
 def main(pages: int, shard_size: int, dpi: int, workers: int, s3: bool) -> None:
     # 1. The same pages for both layouts: docstrings as the fetch stage selects them, typeset and rasterised
     fetch = load_params("params.yaml").fetch
-    entries, _ = docstring_entries(fetch.packages, fetch.min_summary_chars, fetch.max_summary_chars, fetch.min_body_chars, fetch.max_body_chars)
+    entries, _ = docstring_entries(
+        fetch.packages, fetch.min_summary_chars, fetch.max_summary_chars, fetch.min_body_chars, fetch.max_body_chars
+    )
     if len(entries) < pages:
         sys.exit(f"--pages {pages}: only {len(entries)} docstrings are available")
     chosen = sorted(entries, key=lambda e: stable_rank(e.doc_id, fetch.seed))[:pages]
     started = time.perf_counter()
-    documents = pa.table({"id": [e.doc_id for e in chosen], "title": [e.title for e in chosen], "body": [e.body for e in chosen]})
-    rows = [{name: page[name] for name in SCHEMA.names} for page in render_all(documents, dpi, workers, "render")]  # as the render stage does
+    documents = pa.table(
+        {"id": [e.doc_id for e in chosen], "title": [e.title for e in chosen], "body": [e.body for e in chosen]}
+    )
+    rows = [
+        {name: page[name] for name in SCHEMA.names} for page in render_all(documents, dpi, workers, "render")
+    ]  # as the render stage does
     megabytes = sum(len(r["image"]) for r in rows) / 1e6
-    print(f"rendered {len(rows)} pages at {dpi} dpi ({megabytes:.1f} MB of PNG) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"rendered {len(rows)} pages at {dpi} dpi ({megabytes:.1f} MB of PNG) in {time.perf_counter() - started:.1f} s"
+    )
 
     # 2. Shards vs loose PNG files, each in its own repository and remote
     def as_shards(folder: Path) -> None:
@@ -86,7 +97,10 @@ def main(pages: int, shard_size: int, dpi: int, workers: int, s3: bool) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
         # 3. A local-directory remote (the project's default)
-        local = {name: add_and_push(root / "local" / name, [str(root / "local" / name / "remote")], write) for name, write in layouts}
+        local = {
+            name: add_and_push(root / "local" / name, [str(root / "local" / name / "remote")], write)
+            for name, write in layouts
+        }
         report("local-directory remote", local)
 
         # 4. Optionally an S3 API (moto on 127.0.0.1), where every object is a request
@@ -100,7 +114,10 @@ def main(pages: int, shard_size: int, dpi: int, workers: int, s3: bool) -> None:
             server.start()
             endpoint = "http://{}:{}".format(*server.get_host_and_port())
             boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-            remote = {name: add_and_push(root / "s3" / name, [f"s3://bench/{name}", endpoint], write) for name, write in layouts}
+            remote = {
+                name: add_and_push(root / "s3" / name, [f"s3://bench/{name}", endpoint], write)
+                for name, write in layouts
+            }
             server.stop()
             report("S3 remote (moto on 127.0.0.1)", remote)
 

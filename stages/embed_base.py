@@ -47,7 +47,10 @@ def main(paths: Paths) -> None:
     # 3. The embeddings, with the ids and settings they belong to
     settings = encoding_settings(params)
     save_embeddings(paths.output, query_embeddings, corpus_embeddings, evalset.query_ids, evalset.corpus_ids, settings)
-    print(f"wrote {paths.output}: {len(evalset.query_ids)} queries and {corpus_embeddings.shape[0]} pages x {corpus_embeddings.shape[1]} dims")
+    print(
+        f"wrote {paths.output}: {len(evalset.query_ids)} queries and "
+        f"{corpus_embeddings.shape[0]} pages x {corpus_embeddings.shape[1]} dims"
+    )
 
 
 if __name__ == "__main__":

@@ -53,10 +53,16 @@ def main(paths: Paths) -> None:
 
     # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
     metrics, top = {}, {}
-    base = load_embeddings(paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base")
+    base = load_embeddings(
+        paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base"
+    )
     metrics["base"], top["base"] = evaluate_embeddings(*base, evalset, evaluate.dims)
-    model = load_embedder(str(paths.embedder), params.models, max_seq_length=evaluate.max_seq_length, key="models/embedder (finetuned)")
-    metrics["finetuned"], top["finetuned"] = evaluate_embedder(model, evalset, documents, evaluate.dims, evaluate.batch_size)
+    model = load_embedder(
+        str(paths.embedder), params.models, max_seq_length=evaluate.max_seq_length, key="models/embedder (finetuned)"
+    )
+    metrics["finetuned"], top["finetuned"] = evaluate_embedder(
+        model, evalset, documents, evaluate.dims, evaluate.batch_size
+    )
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     rerankers = {"finetuned+reranker": str(paths.reranker)}
@@ -66,7 +72,14 @@ def main(paths: Paths) -> None:
     for name, reranker in rerankers.items():
         cross_encoder = load_reranker(reranker, params.models)
         scored, reranked_runs = rerank_and_score(
-            cross_encoder, evalset, documents, top["finetuned"], evaluate.top_k, evaluate.fusion_weight, evaluate.batch_size, name
+            cross_encoder,
+            evalset,
+            documents,
+            top["finetuned"],
+            evaluate.top_k,
+            evaluate.fusion_weight,
+            evaluate.batch_size,
+            name,
         )
         metrics.update(scored)
         runs.update(reranked_runs)

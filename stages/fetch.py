@@ -62,19 +62,36 @@ def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
     # 1. Both configs, images kept as their encoded bytes
     skipped = {}
     train_rows, queries, documents, qrels, fingerprints = dataset_rows(params, skipped)
-    print(f"train rows {len(train_rows)}; eval: {len(queries)} queries, {len(documents)} pages; skipped bad rows {skipped}")
+    print(
+        f"train rows {len(train_rows)}; eval: {len(queries)} queries, {len(documents)} pages; "
+        f"skipped bad rows {skipped}"
+    )
 
     # 2. Write data/raw atomically
-    binary = [pa.field(column, pa.binary()) for column in train_rows[0] if column.startswith("negative_")] if train_rows else []
+    binary = (
+        [pa.field(column, pa.binary()) for column in train_rows[0] if column.startswith("negative_")]
+        if train_rows
+        else []
+    )
     train_schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("image", pa.binary()), *binary])
     with atomic_path(output) as raw:
         (raw / "eval").mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(train_rows, schema=train_schema), raw / "train.parquet")
-        pq.write_table(pa.Table.from_pylist(documents, schema=pa.schema([("id", pa.string()), ("image", pa.binary())])), raw / "eval" / "documents.parquet")
-        pq.write_table(pa.Table.from_pylist(queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), raw / "eval" / "queries.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(documents, schema=pa.schema([("id", pa.string()), ("image", pa.binary())])),
+            raw / "eval" / "documents.parquet",
+        )
+        pq.write_table(
+            pa.Table.from_pylist(queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])),
+            raw / "eval" / "queries.parquet",
+        )
         write_qrels(raw / "eval" / "qrels.tsv", qrels)
 
-    origin = {"dataset": params.dataset, "revision": params.revision, "commit": hub_commit(params.dataset, params.revision)} if params.source == "hub" else {"path": params.path}
+    origin = (
+        {"dataset": params.dataset, "revision": params.revision, "commit": hub_commit(params.dataset, params.revision)}
+        if params.source == "hub"
+        else {"path": params.path}
+    )
     write_json(
         metrics_path,
         {
@@ -93,34 +110,57 @@ def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
 def fetch_docstrings(params, output: Path, metrics_path: Path) -> None:
     # 1. Every usable docstring of the pinned packages
     entries, dropped = docstring_entries(
-        params.packages, params.min_summary_chars, params.max_summary_chars, params.min_body_chars, params.max_body_chars
+        params.packages,
+        params.min_summary_chars,
+        params.max_summary_chars,
+        params.min_body_chars,
+        params.max_body_chars,
     )
     print(f"{len(entries)} docstrings from {', '.join(params.packages)}; dropped {dropped}")
 
     # 2. Split by group: no eval document, nor any document of its group, is seen in training
     train_entries, eval_entries, eval_groups = split_by_group(entries, params.num_eval_pages, params.seed)
     if len(eval_entries) < params.num_eval_pages:
-        raise ValueError(f"fetch.num_eval_pages: asked for {params.num_eval_pages}, the packages give only {len(eval_entries)}; add packages or lower it")
+        raise ValueError(
+            f"fetch.num_eval_pages: asked for {params.num_eval_pages}, "
+            f"the packages give only {len(eval_entries)}; add packages or lower it"
+        )
     if len(train_entries) < params.num_train_pairs:
-        raise ValueError(f"fetch.num_train_pairs: asked for {params.num_train_pairs}, only {len(train_entries)} remain for training; add packages or lower it")
+        raise ValueError(
+            f"fetch.num_train_pairs: asked for {params.num_train_pairs}, "
+            f"only {len(train_entries)} remain for training; add packages or lower it"
+        )
 
     # 3. Sample, deterministically: eval pages (all from the eval groups, so they are each other's
     #    near neighbours), eval queries among them, and the training pairs
     by_rank = lambda e: stable_rank(e.doc_id, params.seed)  # noqa: E731
     eval_pages = sorted(eval_entries, key=by_rank)[: params.num_eval_pages]
-    eval_queries = sorted(eval_pages, key=lambda e: stable_rank("query:" + e.doc_id, params.seed))[: params.num_eval_queries]
+    eval_queries = sorted(eval_pages, key=lambda e: stable_rank("query:" + e.doc_id, params.seed))[
+        : params.num_eval_queries
+    ]
     train_pairs = sorted(train_entries, key=by_rank)[: params.num_train_pairs]
 
     # 4. Write data/raw atomically
-    documents_schema = pa.schema([("id", pa.string()), ("group", pa.string()), ("title", pa.string()), ("body", pa.string())])
+    documents_schema = pa.schema(
+        [("id", pa.string()), ("group", pa.string()), ("title", pa.string()), ("body", pa.string())]
+    )
     with atomic_path(output) as raw:
         (raw / "eval").mkdir(parents=True)
-        train_rows = [{"id": e.doc_id, "group": e.group, "title": e.title, "body": e.body, "query": e.summary} for e in train_pairs]
-        pq.write_table(pa.Table.from_pylist(train_rows, schema=documents_schema.append(pa.field("query", pa.string()))), raw / "train.parquet")
+        train_rows = [
+            {"id": e.doc_id, "group": e.group, "title": e.title, "body": e.body, "query": e.summary}
+            for e in train_pairs
+        ]
+        pq.write_table(
+            pa.Table.from_pylist(train_rows, schema=documents_schema.append(pa.field("query", pa.string()))),
+            raw / "train.parquet",
+        )
         eval_rows = [{"id": e.doc_id, "group": e.group, "title": e.title, "body": e.body} for e in eval_pages]
         pq.write_table(pa.Table.from_pylist(eval_rows, schema=documents_schema), raw / "eval" / "documents.parquet")
         query_rows = [{"id": f"q:{e.doc_id}", "text": e.summary} for e in eval_queries]
-        pq.write_table(pa.Table.from_pylist(query_rows, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), raw / "eval" / "queries.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(query_rows, schema=pa.schema([("id", pa.string()), ("text", pa.string())])),
+            raw / "eval" / "queries.parquet",
+        )
         write_qrels(raw / "eval" / "qrels.tsv", {f"q:{e.doc_id}": {e.doc_id: 1} for e in eval_queries})
 
     write_json(
@@ -135,7 +175,10 @@ def fetch_docstrings(params, output: Path, metrics_path: Path) -> None:
             "package_versions": {package: package_version(package) for package in params.packages},
         },
     )
-    print(f"train pairs {len(train_pairs)}; eval: {len(eval_queries)} queries, {len(eval_pages)} pages from groups {eval_groups}")
+    print(
+        f"train pairs {len(train_pairs)}; eval: {len(eval_queries)} queries, "
+        f"{len(eval_pages)} pages from groups {eval_groups}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from vdr.evalset import read_pages
 from vdr.images import decode_image
 from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.retrieval import encode_documents, encode_queries, mine_negatives
+from vdr.retrieval import encode_documents, encode_queries
+from vdr.search import mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
 from vdr.stage import PageReading, parse_args
 
@@ -36,9 +37,14 @@ from vdr.stage import PageReading, parse_args
 @dataclass(frozen=True)
 class Paths(PageReading):
     params: Path = Path("params.yaml")
-    section: str = field(default="mine", metadata={"choices": ["mine", "mine_reranker"], "help": "the params.yaml section to mine with"})
+    section: str = field(
+        default="mine", metadata={"choices": ["mine", "mine_reranker"], "help": "the params.yaml section to mine with"}
+    )
     pages: Path = Path("data/pages")
-    finetuned: Path = field(default=Path("models/embedder"), metadata={"help": "the finetuned embedder (mine_reranker.embedder: finetuned)"})
+    finetuned: Path = field(
+        default=Path("models/embedder"),
+        metadata={"help": "the finetuned embedder (mine_reranker.embedder: finetuned)"},
+    )
     output: Path = Path("data/mined")
     metrics: Path = Path("metrics/mine.json")
 
@@ -52,14 +58,19 @@ def main(paths: Paths) -> None:
     train = read_table(paths.pages / "train")
     require_columns(train, ["id", "query"], paths.pages / "train")
     queries = train["query"].to_pylist()
-    positives = read_pages(train, params.models.page_input, paths.pages / "train", paths.ocr_cache, paths.ocr_workers, decode=False)
+    positives = read_pages(
+        train, params.models.page_input, paths.pages / "train", paths.ocr_cache, paths.ocr_workers, decode=False
+    )
 
     # 2. Negatives: the dataset's own, or mined with the embedder
     if mine.source == "given":
-        given = sorted((c for c in train.column_names if c.startswith("negative_")), key=lambda c: int(c.split("_")[1]))
+        given = sorted(
+            (c for c in train.column_names if c.startswith("negative_")), key=lambda c: int(c.split("_")[1])
+        )
         if len(given) < mine.num_negatives:
             raise ValueError(
-                f"{section}.num_negatives: {mine.num_negatives} asked, {paths.pages / 'train'} carries {len(given)} given negative column(s) {given}; "
+                f"{section}.num_negatives: {mine.num_negatives} asked, {paths.pages / 'train'} carries "
+                f"{len(given)} given negative column(s) {given}; "
                 f"lower it, keep more with fetch.train_negative_columns, or set {section}.source: mined"
             )
         columns = {"query": queries, "positive": positives}
@@ -71,7 +82,9 @@ def main(paths: Paths) -> None:
         if params.models.page_input == "image":
             mined = mine_image_negatives(queries, positives, model, mine)
         else:
-            mined = mine_hard_negatives_checked(Dataset.from_dict({"query": queries, "positive": positives}), model, mine)
+            mined = mine_hard_negatives_checked(
+                Dataset.from_dict({"query": queries, "positive": positives}), model, mine
+            )
 
     # 3. Write
     with atomic_path(paths.output) as temporary:
@@ -79,7 +92,13 @@ def main(paths: Paths) -> None:
         mined.to_parquet(str(temporary / "train.parquet"))
     write_json(
         paths.metrics,
-        {"pairs": len(queries), "pairs_with_negatives": len(mined), "negatives_per_pair": mine.num_negatives, "source": mine.source, "embedder": getattr(mine, "embedder", "base")},
+        {
+            "pairs": len(queries),
+            "pairs_with_negatives": len(mined),
+            "negatives_per_pair": mine.num_negatives,
+            "source": mine.source,
+            "embedder": getattr(mine, "embedder", "base"),
+        },
     )
 
 
@@ -88,11 +107,21 @@ def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) ->
     query_embeddings = encode_queries(model, queries, mine.batch_size)
     page_embeddings = encode_documents(model, [decode_image(page) for page in pages], mine.batch_size)
     chosen = mine_negatives(
-        query_embeddings, page_embeddings, list(range(len(pages))), mine.num_negatives, mine.range_min, mine.range_max, mine.relative_margin, mine.sampling_strategy, mine.seed
+        query_embeddings,
+        page_embeddings,
+        list(range(len(pages))),
+        mine.num_negatives,
+        mine.range_min,
+        mine.range_max,
+        mine.relative_margin,
+        mine.sampling_strategy,
+        mine.seed,
     )
     kept = [i for i, negatives in enumerate(chosen) if negatives is not None]
     if not kept:
-        raise ValueError("mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml")
+        raise ValueError(
+            "mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml"
+        )
     columns = {"query": [queries[i] for i in kept], "positive": [pages[i] for i in kept]}
     columns.update({f"negative_{j + 1}": [pages[chosen[i][j]] for i in kept] for j in range(mine.num_negatives)})
     return Dataset.from_dict(columns)
@@ -115,7 +144,9 @@ def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:
         batch_size=mine.batch_size,
     )
     if len(mined) == 0:
-        raise ValueError("mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml")
+        raise ValueError(
+            "mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml"
+        )
     return mined
 
 

@@ -40,7 +40,9 @@ def main(paths: Paths) -> None:
     if publish.push:
         hub_token()
     if not (paths.embedder / "modules.json").exists():
-        raise FileNotFoundError(f"{paths.embedder} is not a saved sentence-transformers model; run `dvc repro train_embedder` first")
+        raise FileNotFoundError(
+            f"{paths.embedder} is not a saved sentence-transformers model; run `dvc repro train_embedder` first"
+        )
 
     # 2. The card: results, data, parameters and provenance
     metrics = json.loads(paths.metrics.read_text())
@@ -49,7 +51,9 @@ def main(paths: Paths) -> None:
     experiment = os.environ.get("DVC_EXP_NAME", "workspace")  # set by `dvc exp run`
     overrides = changed_params(str(paths.params), commit)
     picture = paths.picture.exists()
-    card = model_card(params, metrics, fetch_metrics, commit, experiment, overrides, pipeline_hashes(Path("dvc.lock")), picture)
+    card = model_card(
+        params, metrics, fetch_metrics, commit, experiment, overrides, pipeline_hashes(Path("dvc.lock")), picture
+    )
 
     # 3. The model folder plus its card, written atomically
     with atomic_path(paths.output) as folder:
@@ -68,7 +72,9 @@ def main(paths: Paths) -> None:
         publish.repo_id,
         publish.private,
         commit_message=f"Publish DVC experiment {experiment} at git {commit}",
-        commit_description=f"Model card and weights from the vdr pipeline (DVC experiment `{experiment}`, git commit `{commit}`).",
+        commit_description=(
+            f"Model card and weights from the vdr pipeline (DVC experiment `{experiment}`, git commit `{commit}`)."
+        ),
     )
     print(f"published {paths.output} to {publish.repo_id}: {url}")
 

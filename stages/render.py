@@ -19,12 +19,21 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from vdr.corpus import normalise_whitespace
 from vdr.pages import bad_pages, normalise_all, render_all
 from vdr.params import load_params
-from vdr.shards import atomic_path, check_retrieval_set, read_qrels, read_table, require_columns, write_json, write_qrels, write_shards
+from vdr.shards import (
+    atomic_path,
+    check_retrieval_set,
+    read_qrels,
+    read_table,
+    require_columns,
+    write_json,
+    write_qrels,
+    write_shards,
+)
 from vdr.stage import parse_args
-
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,9 @@ class Paths:
     metrics: Path = Path("metrics/render.json")
 
 
-PAGE_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())])
+PAGE_SCHEMA = pa.schema(
+    [("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())]
+)
 
 
 def query_on_page(query: str, page_text: str) -> bool:
@@ -55,8 +66,14 @@ def main(paths: Paths) -> None:
     require_columns(queries, ["id", "text"], raw / "eval" / "queries.parquet")
     require_columns(documents, ["id"], raw / "eval" / "documents.parquet")
     check_retrieval_set(  # unique ids, a corpus, qrels that name known queries and pages
-        documents["id"].to_pylist(), queries["id"].to_pylist(), qrels,
-        {"corpus": raw / "eval" / "documents.parquet", "queries": raw / "eval" / "queries.parquet", "qrels": raw / "eval" / "qrels.tsv"},
+        documents["id"].to_pylist(),
+        queries["id"].to_pylist(),
+        qrels,
+        {
+            "corpus": raw / "eval" / "documents.parquet",
+            "queries": raw / "eval" / "queries.parquet",
+            "qrels": raw / "eval" / "qrels.tsv",
+        },
     )
     if train.num_rows == 0:
         raise ValueError(f"{raw / 'train.parquet'}: no training rows; the stages after render need at least one")
@@ -65,26 +82,44 @@ def main(paths: Paths) -> None:
     if screenshots:
         require_columns(train, ["id", "image", "query"], raw / "train.parquet")
         if params.max_pixels is None:
-            raise ValueError("render.max_pixels: the pages arrive as screenshots; set the largest page size in pixels to keep")
+            raise ValueError(
+                "render.max_pixels: the pages arrive as screenshots; set the largest page size in pixels to keep"
+            )
         train_ids = train["id"].to_pylist()
-        train_pages = normalise_all(train_ids, train["image"].to_pylist(), params.max_pixels, params.workers, "normalise train")
+        train_pages = normalise_all(
+            train_ids, train["image"].to_pylist(), params.max_pixels, params.workers, "normalise train"
+        )
         for column in negative_columns:  # the dataset's own hard negatives travel with their row
-            negatives = normalise_all(train_ids, train[column].to_pylist(), params.max_pixels, params.workers, f"normalise {column}")
+            negatives = normalise_all(
+                train_ids, train[column].to_pylist(), params.max_pixels, params.workers, f"normalise {column}"
+            )
             for page, negative in zip(train_pages, negatives):
                 page[column] = negative.get("image")
                 if "error" in negative:
                     page.setdefault("error", negative["error"])
-        eval_pages = normalise_all(documents["id"].to_pylist(), documents["image"].to_pylist(), params.max_pixels, params.workers, "normalise eval")
+        eval_pages = normalise_all(
+            documents["id"].to_pylist(),
+            documents["image"].to_pylist(),
+            params.max_pixels,
+            params.workers,
+            "normalise eval",
+        )
     else:
         require_columns(train, ["id", "title", "body", "query"], raw / "train.parquet")
         require_columns(documents, ["id", "title", "body"], raw / "eval" / "documents.parquet")
         if params.dpi is None:
-            raise ValueError("render.dpi: the documents arrive as text to typeset; set the rasterising resolution (e.g. 100)")
+            raise ValueError(
+                "render.dpi: the documents arrive as text to typeset; set the rasterising resolution (e.g. 100)"
+            )
         train_pages = render_all(train, params.dpi, params.workers, "render train")
         eval_pages = render_all(documents, params.dpi, params.workers, "render eval")
 
-    # 3. A page that failed: stop with its id, or (render.on_bad_page: skip) drop it, and the queries it leaves without a relevant page
-    bad = {"train": bad_pages(train_pages, params.on_bad_page, raw / "train.parquet"), "eval": bad_pages(eval_pages, params.on_bad_page, raw / "eval")}
+    # 3. A page that failed: stop with its id, or (render.on_bad_page: skip) drop it, and the queries it leaves
+    #    without a relevant page
+    bad = {
+        "train": bad_pages(train_pages, params.on_bad_page, raw / "train.parquet"),
+        "eval": bad_pages(eval_pages, params.on_bad_page, raw / "eval"),
+    }
     train_rows = [(page, q) for page, q in zip(train_pages, train["query"].to_pylist()) if "error" not in page]
     eval_pages = [page for page in eval_pages if "error" not in page]
     page_text = {page["id"]: page["text"] for page in eval_pages}
@@ -96,16 +131,23 @@ def main(paths: Paths) -> None:
     rendered = [page for page, _ in train_rows]
     query_text = dict(zip(queries["id"].to_pylist(), queries["text"].to_pylist()))
     kept_qrels = {
-        q: docs for q, docs in answerable.items() if not any(query_on_page(query_text[q], page_text[d]) for d, s in docs.items() if s > 0)
+        q: docs
+        for q, docs in answerable.items()
+        if not any(query_on_page(query_text[q], page_text[d]) for d, s in docs.items() if s > 0)
     }
     kept_queries = [{"id": q, "text": query_text[q]} for q in query_text if q in kept_qrels]
 
     # 5. Write shards atomically
     with atomic_path(paths.output) as pages:
-        train_schema = pa.schema([*PAGE_SCHEMA, pa.field("query", pa.string()), *[pa.field(c, pa.binary()) for c in negative_columns]])
+        train_schema = pa.schema(
+            [*PAGE_SCHEMA, pa.field("query", pa.string()), *[pa.field(c, pa.binary()) for c in negative_columns]]
+        )
         write_shards(pages / "train", kept_train, train_schema, params.shard_size)
         write_shards(pages / "eval" / "corpus", eval_pages, PAGE_SCHEMA, params.shard_size)
-        pq.write_table(pa.Table.from_pylist(kept_queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])), pages / "eval" / "queries.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(kept_queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])),
+            pages / "eval" / "queries.parquet",
+        )
         write_qrels(pages / "eval" / "qrels.tsv", kept_qrels)
 
     write_json(
@@ -114,11 +156,16 @@ def main(paths: Paths) -> None:
             "train_pages": len(kept_train),
             "eval_pages": len(eval_pages),
             "eval_queries": len(kept_queries),
-            "dropped_query_on_page": {"train": len(train_rows) - len(kept_train), "eval": len(answerable) - len(kept_qrels)},
+            "dropped_query_on_page": {
+                "train": len(train_rows) - len(kept_train),
+                "eval": len(answerable) - len(kept_qrels),
+            },
             "skipped_bad_pages": {**bad, "eval_queries_without_page": len(qrels) - len(answerable)},
             "dpi": params.dpi,
             "max_pixels": params.max_pixels if screenshots else None,
-            "mean_page_text_chars": round(sum(len(p["text"]) for p in eval_pages + rendered) / max(len(eval_pages) + len(rendered), 1), 1),
+            "mean_page_text_chars": round(
+                sum(len(p["text"]) for p in eval_pages + rendered) / max(len(eval_pages) + len(rendered), 1), 1
+            ),
         },
     )
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 from datasets import Dataset, Features, Image, Value
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
-from sentence_transformers.base.sampler import BatchSamplers
 
 from vdr.evalset import EvalSet
 from vdr.launch import relaunch_distributed
@@ -66,7 +66,9 @@ def triplets(table: pa.Table, limit: int | None) -> Dataset:
     )
 
 
-def retrieval_evaluator(evalset: EvalSet, page_input: str, name: str, batch_size: int) -> InformationRetrievalEvaluator:
+def retrieval_evaluator(
+    evalset: EvalSet, page_input: str, name: str, batch_size: int
+) -> InformationRetrievalEvaluator:
     """The held-out set as sentence-transformers' evaluator sees it: {id: query}, {id: page}, {query id: {page id}}."""
     relevant = evalset.relevant()
     queries = dict(zip(evalset.query_ids, evalset.query_texts))
@@ -88,27 +90,46 @@ def main(paths: Paths) -> None:
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     dimension = model.get_embedding_dimension()
     if config.matryoshka_dims[0] > dimension:
-        raise ValueError(f"train_embedder.matryoshka_dims: {config.matryoshka_dims[0]} exceeds the model's embedding size {dimension}")
+        raise ValueError(
+            f"train_embedder.matryoshka_dims: {config.matryoshka_dims[0]} "
+            f"exceeds the model's embedding size {dimension}"
+        )
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
-    checkpointing = resumable(paths.checkpoints, paths.live, {"models": params.models, "train_embedder": config}, data, __file__)
+    checkpointing = resumable(
+        paths.checkpoints, paths.live, {"models": params.models, "train_embedder": config}, data, __file__
+    )
 
     # 2. Triplets: query, positive page, the hardest mined negative; the held-out evaluator if asked
     table = read_table(paths.mined / "train.parquet")
     require_columns(table, ["query", "positive", "negative_1"], paths.mined / "train.parquet")
     dataset = triplets(table, config.max_train_samples)
-    print(f"training on {len(dataset)} triplets ({'page images' if isinstance(dataset.features['positive'], Image) else 'page texts'})")
+    print(
+        f"training on {len(dataset)} triplets "
+        f"({'page images' if isinstance(dataset.features['positive'], Image) else 'page texts'})"
+    )
     evaluator = None
     if config.eval_steps is not None:
-        evaluator = retrieval_evaluator(EvalSet.load(paths.eval_dataset), params.models.page_input, config.evaluator_name, config.evaluator_batch_size)
+        evaluator = retrieval_evaluator(
+            EvalSet.load(paths.eval_dataset),
+            params.models.page_input,
+            config.evaluator_name,
+            config.evaluator_batch_size,
+        )
         print(f"before training: {evaluator(model)}")
 
     # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension
-    inner_loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices)
+    inner_loss = CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
+    )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
 
     # 4. Training arguments: the shared ones (vdr/training.py), and the batch sampler
     args = training_arguments(
-        SentenceTransformerTrainingArguments, config, paths.checkpoints, evaluator, batch_sampler=BATCH_SAMPLERS[config.batch_sampler]
+        SentenceTransformerTrainingArguments,
+        config,
+        paths.checkpoints,
+        evaluator,
+        batch_sampler=BATCH_SAMPLERS[config.batch_sampler],
     )
 
     # 5. Train with DVCLive curves, then save the finetuned model atomically (main process)

@@ -55,7 +55,9 @@ def labelled_pairs(table, negatives_per_positive: int) -> Dataset:
         queries.append(row["query"]), pages.append(as_page(row["positive"])), labels.append(1.0)
         for column in negative_columns:
             queries.append(row["query"]), pages.append(as_page(row[column])), labels.append(0.0)
-    features = Features({"query": Value("string"), "page": Image() if images else Value("string"), "label": Value("float32")})
+    features = Features(
+        {"query": Value("string"), "page": Image() if images else Value("string"), "label": Value("float32")}
+    )
     return Dataset.from_dict({"query": queries, "page": pages, "label": labels}, features=features)
 
 
@@ -64,7 +66,11 @@ def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
     negative_columns = [f"negative_{j}" for j in range(1, negatives_per_positive + 1)]
     as_page = decode_image if is_binary(table.schema.field("positive").type) else (lambda value: value)
     return [
-        {"query": row["query"], "positive": [as_page(row["positive"])], "negative": [as_page(row[c]) for c in negative_columns]}
+        {
+            "query": row["query"],
+            "positive": [as_page(row["positive"])],
+            "negative": [as_page(row[c]) for c in negative_columns],
+        }
         for row in table.to_pylist()
     ]
 
@@ -75,22 +81,34 @@ def main(paths: Paths) -> None:
     config = params.train_reranker
     relaunch_distributed(config.num_processes)
     mined = paths.mined / "train.parquet"
-    checkpointing = resumable(paths.checkpoints, paths.live, {"models": params.models, "train_reranker": config}, [mined], __file__)
+    checkpointing = resumable(
+        paths.checkpoints, paths.live, {"models": params.models, "train_reranker": config}, [mined], __file__
+    )
     set_seed(config.seed)  # the fresh scoring head is drawn at load time, before the trainer seeds anything
     model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator
     table = read_table(mined)
     negative_columns = [f"negative_{j}" for j in range(1, config.negatives_per_positive + 1)]
-    require_columns(table, ["query", "positive", *negative_columns], f"{mined} (is train_reranker.negatives_per_positive <= mine_reranker.num_negatives?)")
+    require_columns(
+        table,
+        ["query", "positive", *negative_columns],
+        f"{mined} (is train_reranker.negatives_per_positive <= mine_reranker.num_negatives?)",
+    )
     if config.eval_queries >= table.num_rows:
-        raise ValueError(f"train_reranker.eval_queries: {config.eval_queries} held out, but {mined} has only {table.num_rows} rows; lower it")
+        raise ValueError(
+            f"train_reranker.eval_queries: {config.eval_queries} held out, "
+            f"but {mined} has only {table.num_rows} rows; lower it"
+        )
     held_out = table.slice(table.num_rows - config.eval_queries)
     training = table.slice(0, table.num_rows - config.eval_queries)
     if config.max_train_queries is not None:
         training = training.slice(0, config.max_train_queries)
     dataset = labelled_pairs(training, config.negatives_per_positive)
-    print(f"training on {len(dataset)} (query, page, label) pairs; {held_out.num_rows} queries held out for the evaluator")
+    print(
+        f"training on {len(dataset)} (query, page, label) pairs; "
+        f"{held_out.num_rows} queries held out for the evaluator"
+    )
 
     # 3. Loss and evaluator
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(config.pos_weight))
@@ -101,7 +119,10 @@ def main(paths: Paths) -> None:
 
     # 4. Training arguments: the shared ones (vdr/training.py), gradient accumulation, and DDP without unused weights
     args = training_arguments(
-        CrossEncoderTrainingArguments, config, paths.checkpoints, evaluator,
+        CrossEncoderTrainingArguments,
+        config,
+        paths.checkpoints,
+        evaluator,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         ddp_find_unused_parameters=False,  # with several processes: every parameter takes part in each step
     )

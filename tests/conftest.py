@@ -31,7 +31,10 @@ def fake_package(tmp_path, monkeypatch):
     (root / "__init__.py").write_text("")
     (root / "alpha" / "__init__.py").write_text("")
     (root / "beta" / "__init__.py").write_text("")
-    body = "\n\n    Longer explanation of what {name} does with the values given to it.\n\n    Parameters\n    ----------\n    x : int\n        The input value.\n    "
+    body = (
+        "\n\n    Longer explanation of what {name} does with the values given to it.\n\n"
+        "    Parameters\n    ----------\n    x : int\n        The input value.\n    "
+    )
     functions = "\n".join(
         f'def {name}(x, y=1):\n    """Compute the {name} of the input.{body.format(name=name)}"""\n'
         for name in ("add", "mul", "div", "sub")
@@ -39,9 +42,18 @@ def fake_package(tmp_path, monkeypatch):
     (root / "alpha" / "ops.py").write_text(functions)
     (root / "beta" / "more.py").write_text(
         functions.replace("Compute the", "Evaluate the").replace("Longer explanation", "A detailed note")
-        + '\ndef _private(x):\n    """Hidden helper function here.\n\n    With a body long enough to qualify for the corpus otherwise."""\n'
-        + '\ndef same_as_body(x):\n    """Repeat this line.\n\n    Repeat this line. And then much more text, so that it would pass the length filter."""\n'
+        + (
+            '\ndef _private(x):\n    """Hidden helper function here.\n\n'
+            '    With a body long enough to qualify for the corpus otherwise."""\n'
+        )
+        + (
+            '\ndef same_as_body(x):\n    """Repeat this line.\n\n'
+            '    Repeat this line. And then much more text, so that it would pass the length filter."""\n'
+        )
     )
-    (root / "tests" / "test_ops.py").write_text('def test_x():\n    """A test docstring that must be skipped.\n\n    Body text of a test that is long enough to count."""\n')
+    (root / "tests" / "test_ops.py").write_text(
+        'def test_x():\n    """A test docstring that must be skipped.\n\n'
+        '    Body text of a test that is long enough to count."""\n'
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     return "toypkg"

@@ -12,7 +12,8 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 from sentence_transformers.util import cos_sim
 
 from vdr.evaluation import ir_metrics, to_run
-from vdr.retrieval import search, truncate
+from vdr.retrieval import truncate
+from vdr.search import search
 
 
 class FixedEmbeddings:
@@ -37,12 +38,27 @@ def test_pytrec_eval_agrees_with_the_sentence_transformers_evaluator():
     queries = {f"q{i}": f"query {i}" for i in range(40)}
     corpus = {f"d{i}": f"page {i}" for i in range(200)}
     relevant = {f"q{i}": {f"d{i}", f"d{i + 100}"} if i % 3 == 0 else {f"d{i}"} for i in range(40)}
-    table = {text: v for text, v in zip(list(queries.values()) + list(corpus.values()), truncate(rng.normal(size=(240, 32)), 32))}
+    table = {
+        text: v
+        for text, v in zip(list(queries.values()) + list(corpus.values()), truncate(rng.normal(size=(240, 32)), 32))
+    }
     # pull each query towards its first relevant page, so the metrics are far from 0 and 1
     for i in range(40):
         table[f"query {i}"] = truncate((table[f"query {i}"] + 0.6 * table[f"page {i}"])[None], 32)[0]
 
-    evaluator = InformationRetrievalEvaluator(queries, corpus, relevant, name="t", mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[1, 10], map_at_k=[100], show_progress_bar=False, score_functions={"cosine": cos_sim})
+    evaluator = InformationRetrievalEvaluator(
+        queries,
+        corpus,
+        relevant,
+        name="t",
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[1, 10],
+        map_at_k=[100],
+        show_progress_bar=False,
+        score_functions={"cosine": cos_sim},
+    )
     theirs = evaluator.compute_metrices(FixedEmbeddings(table))["cosine"]
 
     query_ids, corpus_ids = list(queries), list(corpus)

@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from vdr.corpus import dataset_rows
-from vdr.params import FetchLocal
 import vdr.pages
-from vdr.pages import _normalise, _render, rasterise_first_page
-from vdr.shards import load_beir
-from tests.support.tiny_vlm import synthetic_dataset
 from tests.conftest import REPO
+from tests.support.tiny_vlm import synthetic_dataset
+from vdr.corpus import dataset_rows
+from vdr.pages import _normalise, _render, rasterise_first_page
+from vdr.params import FetchLocal
+from vdr.shards import load_beir
 
 
 def test_corrupt_image_bytes_name_the_page():
@@ -24,7 +24,9 @@ def test_corrupt_image_bytes_name_the_page():
 
 
 def test_a_pdf_that_will_not_open_names_the_document(monkeypatch):
-    monkeypatch.setattr(vdr.pages, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi))
+    monkeypatch.setattr(
+        vdr.pages, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi)
+    )
     with pytest.raises(RuntimeError, match="document 'doc-3' could not be typeset or rasterised"):
         _render(("doc-3", "title", "body", 72))
 
@@ -45,14 +47,26 @@ def test_empty_query_names_the_row(tmp_path):
 BODY = "A page long enough to typeset, with a paragraph of text about {name} and what it returns."
 
 
-def raw_folder(root, documents=("doc-1", "doc-2", "doc-3"), qrels="query-id\tcorpus-id\tscore\nq:doc-1\tdoc-1\t1\nq:doc-2\tdoc-2\t1\n"):
+def raw_folder(
+    root,
+    documents=("doc-1", "doc-2", "doc-3"),
+    qrels="query-id\tcorpus-id\tscore\nq:doc-1\tdoc-1\t1\nq:doc-2\tdoc-2\t1\n",
+):
     """data/raw as fetch writes it for typeset documents: train.parquet and eval/ (documents, queries, qrels)."""
     (root / "eval").mkdir(parents=True)
     page = lambda name: {"id": name, "group": "g", "title": f"{name}()", "body": BODY.format(name=name)}  # noqa: E731
-    pq.write_table(pa.Table.from_pylist([dict(page(f"train-{i}"), query=f"what does train {i} give") for i in range(3)]), root / "train.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([dict(page(f"train-{i}"), query=f"what does train {i} give") for i in range(3)]),
+        root / "train.parquet",
+    )
     schema = pa.schema([("id", pa.string()), ("group", pa.string()), ("title", pa.string()), ("body", pa.string())])
-    pq.write_table(pa.Table.from_pylist([page(name) for name in documents], schema=schema), root / "eval" / "documents.parquet")
-    pq.write_table(pa.table({"id": ["q:doc-1", "q:doc-2"], "text": ["first question", "second question"]}), root / "eval" / "queries.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([page(name) for name in documents], schema=schema), root / "eval" / "documents.parquet"
+    )
+    pq.write_table(
+        pa.table({"id": ["q:doc-1", "q:doc-2"], "text": ["first question", "second question"]}),
+        root / "eval" / "queries.parquet",
+    )
     (root / "eval" / "qrels.tsv").write_text(qrels)
     return root
 
@@ -67,7 +81,14 @@ def render_params(tmp_path, **render):
 def render(tmp_path, raw, **params):
     import stages.render
 
-    stages.render.main(stages.render.Paths(params=render_params(tmp_path, **params), raw=raw, output=tmp_path / "pages", metrics=tmp_path / "render.json"))
+    stages.render.main(
+        stages.render.Paths(
+            params=render_params(tmp_path, **params),
+            raw=raw,
+            output=tmp_path / "pages",
+            metrics=tmp_path / "render.json",
+        )
+    )
     return json.loads((tmp_path / "render.json").read_text())
 
 
@@ -121,7 +142,9 @@ def broken_for(*doc_ids):
 
 def test_a_bad_page_stops_render_by_default_naming_it(tmp_path, monkeypatch):
     monkeypatch.setattr(vdr.pages, "render_document", broken_for("doc-2"))
-    with pytest.raises(RuntimeError, match=r"document 'doc-2' could not be typeset or rasterised.*render.on_bad_page: skip"):
+    with pytest.raises(
+        RuntimeError, match=r"document 'doc-2' could not be typeset or rasterised.*render.on_bad_page: skip"
+    ):
         render(tmp_path, raw_folder(tmp_path / "raw"))
     assert not (tmp_path / "pages").exists()  # nothing half-written
 
@@ -140,13 +163,24 @@ def test_an_empty_query_is_skipped_and_counted_when_params_allow(tmp_path):
 
     dataset = synthetic_dataset(tmp_path / "dataset", train_rows=4, eval_rows=2)
     train = load_from_disk(str(dataset / "train"))["train"]
-    DatasetDict({"train": train.map(lambda row, i: {"query": "" if i == 2 else row["query"]}, with_indices=True)}).save_to_disk(str(tmp_path / "train"))
+    DatasetDict(
+        {"train": train.map(lambda row, i: {"query": "" if i == 2 else row["query"]}, with_indices=True)}
+    ).save_to_disk(str(tmp_path / "train"))
     shutil.rmtree(dataset / "train")
     (tmp_path / "train").rename(dataset / "train")
     eval_file = next((dataset / "eval").glob("*.parquet"))
     table = pq.read_table(eval_file)
-    pq.write_table(table.set_column(table.column_names.index("query"), "query", pa.array([table["query"][0].as_py(), ""])), eval_file)
+    pq.write_table(
+        table.set_column(table.column_names.index("query"), "query", pa.array([table["query"][0].as_py(), ""])),
+        eval_file,
+    )
     skipped = {}
-    train, queries, documents, qrels, _ = dataset_rows(FetchLocal(source="local", path=str(dataset), on_bad_row="skip"), skipped)
+    train, queries, documents, qrels, _ = dataset_rows(
+        FetchLocal(source="local", path=str(dataset), on_bad_row="skip"), skipped
+    )
     assert skipped == {"train_rows": 1, "eval_queries": 1, "eval_pages": 0}
-    assert [row["id"] for row in train] == ["train-0", "train-1", "train-3"] and list(qrels) == ["0"] and len(documents) == 10
+    assert (
+        [row["id"] for row in train] == ["train-0", "train-1", "train-3"]
+        and list(qrels) == ["0"]
+        and len(documents) == 10
+    )

@@ -3,9 +3,9 @@
 import pytest
 from datasets import Image, load_from_disk
 
+from tests.support.tiny_vlm import synthetic_dataset
 from vdr.corpus import dataset_rows
 from vdr.params import FetchLocal
-from tests.support.tiny_vlm import synthetic_dataset
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,12 @@ def test_eval_corpus_ids_follow_the_post(dataset):
         for k in range(4):
             assert pages[str(n * (k + 1) + i)] == evaluation[i][f"negative_{k}"]["bytes"]
     stored = load_from_disk(str(dataset / "train"))["train"].cast_column("negative_0", Image(decode=False))
-    assert [row["query"] for row in train] == stored["query"] and set(train[0]) == {"id", "query", "image", "negative_0"}
+    assert [row["query"] for row in train] == stored["query"] and set(train[0]) == {
+        "id",
+        "query",
+        "image",
+        "negative_0",
+    }
     assert train[2]["negative_0"] == stored[2]["negative_0"]["bytes"]
 
 

@@ -26,7 +26,11 @@ RECIPE = [
     ("fetch.query_column", "query", "Data: columns"),
     ("fetch.positive_column", "image", "Data: columns"),
     ("fetch.train_negative_columns", ["negative_0"], "Data: training uses query, image, negative_0"),
-    ("fetch.eval_negative_columns", ["negative_0", "negative_1", "negative_2", "negative_3"], "Data: 300*(k+1)+i -> negative_k, k in 0..3"),
+    (
+        "fetch.eval_negative_columns",
+        ["negative_0", "negative_1", "negative_2", "negative_3"],
+        "Data: 300*(k+1)+i -> negative_k, k in 0..3",
+    ),
     ("fetch.max_train_rows", None, "Data: all 10,000 training rows"),
     ("fetch.max_eval_rows", None, "Data: all 300 eval rows"),
     ("mine.source", "given", "Data: the negatives arrive precomputed"),
@@ -55,7 +59,11 @@ RECIPE = [
     ("train_embedder.evaluator_batch_size", 1, "Evaluation: batch_size=1"),
     ("evaluate.batch_size", 1, "Evaluation: batch_size=1"),
     ("evaluate.dims", [2048, 1536, 1024, 512, 256, 128, 64], "Evaluation: once per Matryoshka dim"),
-    ("evaluate.top_k", 20, "not in the post, which reranks nothing: the reranker reorders the top 20; NDCG@10 stays the primary metric"),
+    (
+        "evaluate.top_k",
+        20,
+        "not in the post, which reranks nothing: the reranker reorders the top 20; NDCG@10 stays the primary metric",
+    ),
     ("evaluate.max_seq_length", None, "Evaluation: no truncation set"),
     # reranker (the post's multimodal reranker example)
     ("train_reranker.learning_rate", 5e-6, "Reranker: lr 5e-6"),

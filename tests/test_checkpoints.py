@@ -1,4 +1,5 @@
-"""The checkpoints folder of a training stage: resume only a run with the same fingerprint, only from a complete checkpoint."""
+"""The checkpoints folder of a training stage: resume only a run with the same fingerprint,
+only from a complete checkpoint."""
 
 import json
 
@@ -16,13 +17,20 @@ def make_checkpoint(folder, step, complete=True):
 
 def start(tmp_path, learning_rate=1e-4):
     (tmp_path / "train.parquet").write_bytes(b"rows")
-    return Checkpoints(tmp_path / "checkpoints", tmp_path / "live", {"train": {"learning_rate": learning_rate}}, [tmp_path / "train.parquet"])
+    return Checkpoints(
+        tmp_path / "checkpoints",
+        tmp_path / "live",
+        {"train": {"learning_rate": learning_rate}},
+        [tmp_path / "train.parquet"],
+    )
 
 
 def test_a_first_run_starts_afresh_and_records_its_fingerprint(tmp_path):
     checkpoints = start(tmp_path)
     assert checkpoints.resume is None
-    assert json.loads((tmp_path / "checkpoints" / FINGERPRINT).read_text())["params"] == {"train": {"learning_rate": 1e-4}}
+    assert json.loads((tmp_path / "checkpoints" / FINGERPRINT).read_text())["params"] == {
+        "train": {"learning_rate": 1e-4}
+    }
 
 
 def test_the_same_run_resumes_from_its_newest_complete_checkpoint(tmp_path, capsys):
@@ -45,7 +53,15 @@ def test_checkpoints_of_another_run_are_discarded(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [FINGERPRINT]
     (tmp_path / "train.parquet").write_bytes(b"other rows")  # other data: discarded as well
     make_checkpoint(tmp_path / "checkpoints", 2)
-    assert Checkpoints(tmp_path / "checkpoints", tmp_path / "live", {"train": {"learning_rate": 2e-4}}, [tmp_path / "train.parquet"]).resume is None
+    assert (
+        Checkpoints(
+            tmp_path / "checkpoints",
+            tmp_path / "live",
+            {"train": {"learning_rate": 2e-4}},
+            [tmp_path / "train.parquet"],
+        ).resume
+        is None
+    )
 
 
 def test_the_dvclive_history_is_restored_from_the_checkpoint(tmp_path):
@@ -55,7 +71,9 @@ def test_the_dvclive_history_is_restored_from_the_checkpoint(tmp_path):
     (saved / "plots" / "metrics" / "loss.tsv").write_text("step\tloss\n0\t0.9\n1\t0.8\n")
     (saved / "metrics.json").write_text(json.dumps({"step": 1, "loss": 0.8}))
     (tmp_path / "live" / "plots" / "metrics").mkdir(parents=True)
-    (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").write_text("step\tloss\n0\t0.9\n1\t0.8\n2\t0.7\n")  # logged after the checkpoint
+    (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").write_text(
+        "step\tloss\n0\t0.9\n1\t0.8\n2\t0.7\n"
+    )  # logged after the checkpoint
     checkpoints = start(tmp_path)
     live_callback, _ = checkpoints.callbacks()
     assert live_callback.live.step == 2

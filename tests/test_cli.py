@@ -33,14 +33,35 @@ def dataset(tmp_path):
     directory = tmp_path / "set"
     directory.mkdir()
     ids = list(PAGES)
-    write_table(directory / "corpus.parquet", pa.table({"id": ids, "text": [PAGES[i] for i in ids], "image": [png((i * 40, 0, 0)) for i in range(len(ids))]}))
-    write_table(directory / "queries.parquet", pa.table({"id": ["q1", "q2", "q3"], "text": ["average of numbers", "load a csv file", "plot a histogram"]}))
+    write_table(
+        directory / "corpus.parquet",
+        pa.table(
+            {"id": ids, "text": [PAGES[i] for i in ids], "image": [png((i * 40, 0, 0)) for i in range(len(ids))]}
+        ),
+    )
+    write_table(
+        directory / "queries.parquet",
+        pa.table({"id": ["q1", "q2", "q3"], "text": ["average of numbers", "load a csv file", "plot a histogram"]}),
+    )
     write_qrels(directory / "qrels.tsv", {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}})
     return directory
 
 
 def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
-    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64"])
+    main(
+        [
+            "--model",
+            MODEL,
+            "--dataset",
+            str(dataset),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--run-file",
+            str(tmp_path / "run.trec"),
+            "--dims",
+            "384,64",
+        ]
+    )
     metrics = json.loads((tmp_path / "m.json").read_text())
     run = read_trec_run(tmp_path / "run.trec")
     assert {line.split()[5] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"retrieve"}
@@ -55,7 +76,22 @@ def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
 
 
 def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
-    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--reranker", MODEL, "--top-k", "3"])
+    main(
+        [
+            "--model",
+            MODEL,
+            "--dataset",
+            str(dataset),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--run-file",
+            str(tmp_path / "run.trec"),
+            "--reranker",
+            MODEL,
+            "--top-k",
+            "3",
+        ]
+    )
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics["reranked"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k"}
     assert set(read_trec_run(tmp_path / "run.trec")) == {"q1", "q2", "q3"}

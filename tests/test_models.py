@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from vdr.models import load_embedder, load_reranker, resolve_model
 from vdr.params import load_params
-from tests.conftest import REPO
 
 
 def test_wheel_model_resolves_to_a_folder():

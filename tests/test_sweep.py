@@ -37,7 +37,9 @@ def wait_for_queue(repo, env) -> str:
         if not any(word in status for word in ("Queued", "Running")):
             return status
         time.sleep(5)
-    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True)  # never leave a worker behind
+    subprocess.run(
+        ["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True
+    )  # never leave a worker behind
     pytest.fail(f"the experiment queue did not finish within {TIMEOUT_S} s:\n{status}")
 
 
@@ -51,7 +53,12 @@ def test_queued_sweep_shows_both_experiments(tmp_path, stage_env):
     run(["dvc", "queue", "start", "-j", "1"], tiny_repo, stage_env)
     status = wait_for_queue(tiny_repo, stage_env)
     failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
-    logs = [subprocess.run(["dvc", "queue", "logs", task], cwd=tiny_repo, env=stage_env, capture_output=True, text=True).stdout[-2000:] for task in failed]
+    logs = [
+        subprocess.run(
+            ["dvc", "queue", "logs", task], cwd=tiny_repo, env=stage_env, capture_output=True, text=True
+        ).stdout[-2000:]
+        for task in failed
+    ]
     assert not failed, status + "\n".join(logs)
 
     # 2. Both experiments, with their own params and metrics, in `dvc exp show --json`
@@ -69,7 +76,18 @@ def test_queued_sweep_shows_both_experiments(tmp_path, stage_env):
 
     # 3. The comparison the README shows: sorted by NDCG@10, only the columns that differ
     table = run(
-        ["dvc", "exp", "show", "--csv", "--only-changed", "--sort-by", "metrics/evaluate.json:finetuned.ndcg@10", "--sort-order", "desc"],
-        tiny_repo, stage_env,
+        [
+            "dvc",
+            "exp",
+            "show",
+            "--csv",
+            "--only-changed",
+            "--sort-by",
+            "metrics/evaluate.json:finetuned.ndcg@10",
+            "--sort-order",
+            "desc",
+        ],
+        tiny_repo,
+        stage_env,
     )
     assert "train_embedder.learning_rate" in table and "fetch.seed" not in table

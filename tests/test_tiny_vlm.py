@@ -10,15 +10,17 @@ import yaml
 
 from tests.conftest import REPO
 from tests.support.repo import commit_all, copy_project, ran_stages, run
+from tests.support.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
 from vdr.models import check_processor, load_embedder, load_reranker
 from vdr.params import Models
 from vdr.profiles import compose
-from tests.support.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
 
 pytestmark = pytest.mark.tiny_vlm
 
 BLOG_BOUNDS = {"size": {"shortest_edge": 784, "longest_edge": 360000}}
-IMAGE_PAGES = Models(embedder="tiny", reranker="tiny", page_input="image", processor_kwargs=BLOG_BOUNDS)  # as the blog profile reads pages
+IMAGE_PAGES = Models(
+    embedder="tiny", reranker="tiny", page_input="image", processor_kwargs=BLOG_BOUNDS
+)  # as the blog profile reads pages
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,9 @@ def test_images_reach_the_embedder_and_pages_embed_differently(tiny_models):
     embedder = load_embedder(str(tiny_models[0]), IMAGE_PAGES)
     assert "image" in embedder.modalities
     features = embedder[0].preprocess([page_image(1), page_image(2)])
-    assert features["pixel_values"].shape[0] > 0  # a tokenizer-only fallback would give placeholder tokens and no pixels
+    assert (
+        features["pixel_values"].shape[0] > 0
+    )  # a tokenizer-only fallback would give placeholder tokens and no pixels
     pages = embedder.encode_document([page_image(n) for n in range(4)])
     assert pages.shape == (4, 64)
     distances = np.abs(pages[:, None, :] - pages[None, :, :]).max(axis=-1)
@@ -61,7 +65,12 @@ def tiny_blog_repo(tmp_path_factory, tiny_models):
     synthetic_dataset(repo / "vdr-dataset", train_rows=24, eval_rows=8)
     params = tiny_blog_params(compose("blog"), str(tiny_models[0]), str(tiny_models[1]), "vdr-dataset")
     params["profile_name"] = "tiny_blog"
-    (repo / "conf" / "profile" / "tiny_blog.yaml").write_text("# @package _global_\n" + yaml.safe_dump({k: v for k, v in params.items() if k != "publish"} | {"publish": {"truncate_dim": 32}}, sort_keys=False))
+    (repo / "conf" / "profile" / "tiny_blog.yaml").write_text(
+        "# @package _global_\n"
+        + yaml.safe_dump(
+            {k: v for k, v in params.items() if k != "publish"} | {"publish": {"truncate_dim": 32}}, sort_keys=False
+        )
+    )
     shutil.copy(REPO / "params.yaml", repo / "params.yaml")
     return repo
 
@@ -75,17 +84,33 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
 
     # 1. The whole pipeline, composed by DVC from conf/ (local dataset, given negatives)
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog"], repo, stage_env)
-    assert ran_stages(output) == {"fetch", "render", "embed_base", "mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(output) == {
+        "fetch",
+        "render",
+        "embed_base",
+        "mine",
+        "train_embedder",
+        "mine_reranker",
+        "train_reranker",
+        "evaluate",
+        "publish",
+    }
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["profile_name"] == "tiny_blog" and params["fetch"]["source"] == "local"
     fetched = json.loads((repo / "metrics/fetch.json").read_text())
-    assert (fetched["train_pairs"], fetched["eval_queries"], fetched["eval_pages"]) == (24, 8, 40)  # 8 queries x (1 + 4 negatives)
+    assert (fetched["train_pairs"], fetched["eval_queries"], fetched["eval_pages"]) == (
+        24,
+        8,
+        40,
+    )  # 8 queries x (1 + 4 negatives)
     assert json.loads((repo / "metrics/mine.json").read_text())["source"] == "given"
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for system in ("base", "finetuned", "finetuned+reranker", "finetuned+base_reranker"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
     assert set(metrics["finetuned"]["dims"]) == {"64", "32"}
-    assert json.loads((repo / "metrics/mine_reranker.json").read_text())["embedder"] == "finetuned"  # (query text, page image) negatives from the finetuned embedder
+    assert (
+        json.loads((repo / "metrics/mine_reranker.json").read_text())["embedder"] == "finetuned"
+    )  # (query text, page image) negatives from the finetuned embedder
     assert "held_out_ndcg@10" in (repo / "dvclive/train_reranker/metrics.json").read_text()
     assert "vdr-eval-hard" in (repo / "dvclive/train_embedder/metrics.json").read_text()
     published = json.loads((repo / "models/published/config_sentence_transformers.json").read_text())

@@ -60,7 +60,9 @@ $reproduce
 def git_commit() -> str:
     """HEAD's sha, with `-dirty` when tracked files differ from it; `unknown` outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
         ).stdout.strip()
@@ -80,10 +82,14 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def changed_params(params_path: str, commit: str) -> list[str]:
-    """`-S key=value` for each parameter that differs from params.yaml in the git commit (what `dvc exp run -S` set)."""
+    """`-S key=value` for each parameter that differs from params.yaml in the git commit
+    (what `dvc exp run -S` set)."""
     try:
         committed = subprocess.run(
-            ["git", "show", f"{commit.removesuffix('-dirty')}:{params_path}"], capture_output=True, text=True, check=True
+            ["git", "show", f"{commit.removesuffix('-dirty')}:{params_path}"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return []
@@ -134,13 +140,20 @@ def data_sentence(fetch_metrics: dict) -> str:
         "Queries and pages from the API docstrings of pinned packages ("
         + ", ".join(f"{name} {version}" for name, version in versions.items())
         + f"): the one-line summary is the query, the rest of the docstring the page; "
-        f"{fetch_metrics.get('train_pairs', '?')} training pairs, evaluation on {fetch_metrics.get('eval_queries', '?')} "
+        f"{fetch_metrics.get('train_pairs', '?')} training pairs, "
+        f"evaluation on {fetch_metrics.get('eval_queries', '?')} "
         f"queries over {fetch_metrics.get('eval_pages', '?')} pages of whole held-out sub-packages."
     )
 
 
 def model_card(
-    params, metrics: dict, fetch_metrics: dict, commit: str, experiment: str, overrides: list[str], hashes: dict,
+    params,
+    metrics: dict,
+    fetch_metrics: dict,
+    commit: str,
+    experiment: str,
+    overrides: list[str],
+    hashes: dict,
     picture: bool = False,
 ) -> str:
     """The card's text; `picture`: the folder holds PICTURE (NDCG@10 by dimension) to show."""
@@ -169,7 +182,8 @@ def model_card(
     )
     return CARD.substitute(
         front_matter=yaml.safe_dump(front_matter, sort_keys=False),
-        base=f"`{params.models.embedder}`" + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else ""),
+        base=f"`{params.models.embedder}`"
+        + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else ""),
         pages=pages,
         results=results_table(metrics),
         picture=f"![NDCG@10 by embedding dimension]({PICTURE})\n\n" if picture else "",
@@ -183,7 +197,8 @@ def model_card(
 
 
 def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
-    """publish.truncate_dim becomes the published model's default output size (sentence-transformers reads it at load)."""
+    """publish.truncate_dim becomes the published model's default output size
+    (sentence-transformers reads it at load)."""
     if truncate_dim is None:
         return
     config_path = folder / "config_sentence_transformers.json"

@@ -60,8 +60,14 @@ class Checkpoints:
 
     def __init__(self, folder: Path, live_dir: Path, params: dict, inputs: list[Path]):
         self.folder, self.live_dir = Path(folder), Path(live_dir)
-        plain = {name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value for name, value in params.items()}
-        self.fingerprint = {"params": plain, "inputs": {os.path.relpath(path): file_digest(Path(path)) for path in inputs}}
+        plain = {
+            name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+            for name, value in params.items()
+        }
+        self.fingerprint = {
+            "params": plain,
+            "inputs": {os.path.relpath(path): file_digest(Path(path)) for path in inputs},
+        }
         self.resume = self._prepare()
 
     def _complete(self) -> list[Path]:
@@ -93,8 +99,9 @@ class Checkpoints:
 
     def callbacks(self) -> list:
         """DVCLive curves that survive a resume, and the completion marker of every checkpoint (main process only)."""
-        from dvclive import Live
         from transformers.integrations import DVCLiveCallback
+
+        from dvclive import Live
 
         if self.resume is not None:  # the history as it was when the checkpoint was saved
             shutil.rmtree(self.live_dir, ignore_errors=True)

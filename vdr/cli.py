@@ -28,19 +28,34 @@ def positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="vdr-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="sentence-transformers model folder, Hub id, or pkg:<package>/<folder>")
+    parser = argparse.ArgumentParser(
+        prog="vdr-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", required=True, help="sentence-transformers model folder, Hub id, or pkg:<package>/<folder>"
+    )
     parser.add_argument("--dataset", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path, help="metrics JSON")
     parser.add_argument("--run-file", type=Path, help="TREC run file of the final ranking")
     parser.add_argument("--reranker", help="CrossEncoder to rerank the top-k with")
     parser.add_argument("--top-k", type=positive_int, default=20)
-    parser.add_argument("--fusion-weight", type=float, default=1.0, help="reranked order: w x reranker + (1 - w) x embedder score, standardised per query; 1.0: the reranker alone")
+    parser.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=1.0,
+        help=(
+            "reranked order: w x reranker + (1 - w) x embedder score, standardised per query; 1.0: the reranker alone"
+        ),
+    )
     parser.add_argument("--dims", default="", help="comma-separated Matryoshka dimensions, e.g. 384,128,64")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--max-seq-length", type=positive_int, default=None)
-    parser.add_argument("--ocr-cache", type=Path, default=None, help="OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)")
-    parser.add_argument("--ocr-workers", type=positive_int, default=None, help="tesseract processes side by side (default: up to 4)")
+    parser.add_argument(
+        "--ocr-cache", type=Path, default=None, help="OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"
+    )
+    parser.add_argument(
+        "--ocr-workers", type=positive_int, default=None, help="tesseract processes side by side (default: up to 4)"
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.fusion_weight <= 1.0:
         parser.error(f"--fusion-weight must be between 0 and 1, got {args.fusion_weight}")
@@ -64,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     # 3. Rerank the top-k
     if args.reranker:
         cross_encoder = load_reranker(args.reranker, key="--reranker")
-        scored, runs = rerank_and_score(cross_encoder, evalset, documents, top, args.top_k, args.fusion_weight, args.batch_size, "rerank")
+        scored, runs = rerank_and_score(
+            cross_encoder, evalset, documents, top, args.top_k, args.fusion_weight, args.batch_size, "rerank"
+        )
         run, tag = runs["rerank"], "rerank"
         result["reranked"] = {**scored["rerank"], "reranker": args.reranker}
 
@@ -72,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.output, result)
     if args.run_file:
         write_trec_run(args.run_file, run, tag)
-    print(f"ndcg@10 {result['ndcg@10']:.4f}" + (f", reranked {result['reranked']['ndcg@10']:.4f}" if args.reranker else ""))
+    print(
+        f"ndcg@10 {result['ndcg@10']:.4f}"
+        + (f", reranked {result['reranked']['ndcg@10']:.4f}" if args.reranker else "")
+    )
 
 
 if __name__ == "__main__":

@@ -159,8 +159,15 @@ def load_local_config(root: Path, config: str, split: str):
 
     folder = root / config
     if not folder.is_dir():
-        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else "nothing: the folder does not exist"
-        raise ValueError(f"fetch.path: '{root}' has no folder for config '{config}' (found {found}); one folder per config, as on the Hub")
+        found = (
+            sorted(p.name for p in root.iterdir() if p.is_dir())
+            if root.is_dir()
+            else "nothing: the folder does not exist"
+        )
+        raise ValueError(
+            f"fetch.path: '{root}' has no folder for config '{config}' (found {found}); "
+            "one folder per config, as on the Hub"
+        )
     if (folder / "dataset_info.json").exists() or (folder / "dataset_dict.json").exists():
         loaded = load_from_disk(str(folder))
         if isinstance(loaded, DatasetDict):
@@ -170,7 +177,9 @@ def load_local_config(root: Path, config: str, split: str):
         return loaded
     files = sorted(str(p) for p in folder.rglob("*.parquet"))
     if not files:
-        raise ValueError(f"fetch.path: '{folder}' is neither a `datasets.save_to_disk` folder nor a folder of .parquet files")
+        raise ValueError(
+            f"fetch.path: '{folder}' is neither a `datasets.save_to_disk` folder nor a folder of .parquet files"
+        )
     return load_dataset("parquet", data_files=files, split="train")
 
 
@@ -182,7 +191,9 @@ def image_bytes(value, where: str) -> bytes:
         return Path(value["path"]).read_bytes()
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    raise ValueError(f"{where}: not an image (expected image bytes or a datasets Image cell, found {type(value).__name__})")
+    raise ValueError(
+        f"{where}: not an image (expected image bytes or a datasets Image cell, found {type(value).__name__})"
+    )
 
 
 def encoded_images(dataset, columns: list[str], where: str):
@@ -221,7 +232,9 @@ def dataset_rows(fetch, skipped: dict | None = None):
 
     def bad_row(message: str) -> None:
         if fetch.on_bad_row == "error":
-            raise ValueError(f"{message} (or set fetch.on_bad_row: skip to drop such rows and count them in metrics/fetch.json)")
+            raise ValueError(
+                f"{message} (or set fetch.on_bad_row: skip to drop such rows and count them in metrics/fetch.json)"
+            )
 
     def image_or_none(value, where: str) -> bytes | None:
         try:
@@ -240,7 +253,11 @@ def dataset_rows(fetch, skipped: dict | None = None):
 
     train_rows = []
     for i, row in enumerate(train):
-        entry = {"id": f"train-{i}", "query": row[fetch.query_column], "image": image_or_none(row[fetch.positive_column], f"{where_train}, row {i}")}
+        entry = {
+            "id": f"train-{i}",
+            "query": row[fetch.query_column],
+            "image": image_or_none(row[fetch.positive_column], f"{where_train}, row {i}"),
+        }
         for k, column in enumerate(fetch.train_negative_columns):
             entry[f"negative_{k}"] = image_or_none(row[column], f"{where_train}, row {i}, column {column}")
         if i not in bad_queries[where_train] and all(value is not None for value in entry.values()):
@@ -261,7 +278,11 @@ def dataset_rows(fetch, skipped: dict | None = None):
             if page is not None:
                 documents.append({"id": str(n * (k + 1) + i), "image": page})
     if skipped is not None:
-        skipped.update(train_rows=len(train) - len(train_rows), eval_queries=n - len(queries), eval_pages=n * (1 + len(fetch.eval_negative_columns)) - len(documents))
+        skipped.update(
+            train_rows=len(train) - len(train_rows),
+            eval_queries=n - len(queries),
+            eval_pages=n * (1 + len(fetch.eval_negative_columns)) - len(documents),
+        )
     fingerprints = {"train": train._fingerprint, "eval": evaluation._fingerprint}
     return train_rows, queries, documents, qrels, fingerprints
 

@@ -28,7 +28,14 @@ def encoding_settings(params) -> dict:
     }
 
 
-def save_embeddings(folder: Path, query_embeddings: np.ndarray, corpus_embeddings: np.ndarray, query_ids: list[str], corpus_ids: list[str], settings: dict) -> None:
+def save_embeddings(
+    folder: Path,
+    query_embeddings: np.ndarray,
+    corpus_embeddings: np.ndarray,
+    query_ids: list[str],
+    corpus_ids: list[str],
+    settings: dict,
+) -> None:
     info = {"settings": settings, "query_ids": query_ids, "corpus_ids": corpus_ids}
     with atomic_path(folder) as temporary:
         temporary.mkdir()
@@ -37,17 +44,28 @@ def save_embeddings(folder: Path, query_embeddings: np.ndarray, corpus_embedding
         (temporary / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def load_embeddings(folder: Path, query_ids: list[str], corpus_ids: list[str], settings: dict, stage: str) -> tuple[np.ndarray, np.ndarray]:
+def load_embeddings(
+    folder: Path, query_ids: list[str], corpus_ids: list[str], settings: dict, stage: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(query embeddings, corpus embeddings) in the order of `query_ids` and `corpus_ids`."""
     info_path = Path(folder) / "info.json"
     if not info_path.exists():
         raise FileNotFoundError(f"{folder} holds no embeddings (no info.json); run `dvc repro {stage}` first")
     info = json.loads(info_path.read_text())
     if info["settings"] != json.loads(json.dumps(settings)):
-        raise ValueError(f"{folder} was encoded with {info['settings']}, but params.yaml now gives {settings}; run `dvc repro {stage}`")
+        raise ValueError(
+            f"{folder} was encoded with {info['settings']}, "
+            f"but params.yaml now gives {settings}; run `dvc repro {stage}`"
+        )
     if info["query_ids"] != query_ids or info["corpus_ids"] != corpus_ids:
-        raise ValueError(f"{folder}: its query or corpus ids differ from the evaluation set's (a changed dataset?); run `dvc repro {stage}`")
+        raise ValueError(
+            f"{folder}: its query or corpus ids differ from the evaluation set's (a changed dataset?); "
+            f"run `dvc repro {stage}`"
+        )
     queries, corpus = np.load(Path(folder) / "queries.npy"), np.load(Path(folder) / "corpus.npy")
     if queries.shape[0] != len(query_ids) or corpus.shape[0] != len(corpus_ids):
-        raise ValueError(f"{folder}: {queries.shape[0]} query and {corpus.shape[0]} corpus rows for {len(query_ids)} and {len(corpus_ids)} ids; run `dvc repro {stage}`")
+        raise ValueError(
+            f"{folder}: {queries.shape[0]} query and {corpus.shape[0]} corpus rows "
+            f"for {len(query_ids)} and {len(corpus_ids)} ids; run `dvc repro {stage}`"
+        )
     return queries, corpus

@@ -30,7 +30,9 @@ def has_text(pages: pa.Table) -> bool:
     return "text" in pages.column_names and any(pages["text"].to_pylist())
 
 
-def page_texts(pages: pa.Table, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list[str]:
+def page_texts(
+    pages: pa.Table, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None
+) -> list[str]:
     """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
     if has_text(pages):
         return pages["text"].to_pylist()
@@ -46,7 +48,11 @@ def page_texts(pages: pa.Table, where: str | Path, ocr_cache: Path | None = None
 
 
 def read_pages(
-    pages: pa.Table, page_input: str, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None,
+    pages: pa.Table,
+    page_input: str,
+    where: str | Path,
+    ocr_cache: Path | None = None,
+    ocr_workers: int | None = None,
     decode: bool = True,
 ) -> list:
     """What the models read of each page, as models.page_input says: the screenshots (decoded RGB images, or

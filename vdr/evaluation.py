@@ -15,13 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
-from vdr.retrieval import encode_documents, encode_queries, search, truncate
+from vdr.retrieval import encode_documents, encode_queries, truncate
+from vdr.search import search
 from vdr.shards import atomic_path
 
 RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
 
 
-def to_run(query_ids: list[str], document_ids: list[str], indices: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
+def to_run(
+    query_ids: list[str], document_ids: list[str], indices: np.ndarray, scores: np.ndarray
+) -> dict[str, dict[str, float]]:
     return {
         query_id: {document_ids[i]: float(s) for i, s in zip(row_indices, row_scores)}
         for query_id, row_indices, row_scores in zip(query_ids, indices, scores)
@@ -117,7 +120,8 @@ def evaluate_embedder(model, evalset, documents: list, dims: list[int], batch_si
 
 
 def evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims: list[int]):
-    """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated + renormalised)."""
+    """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated and
+    renormalised)."""
     full = query_embeddings.shape[1]
     too_large = [d for d in dims if d > full]
     if too_large:
@@ -130,7 +134,9 @@ def evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims: li
     return {**results[str(full)], "dims": results}, searches[full]
 
 
-def rerank_and_score(cross_encoder, evalset, documents: list, top: tuple, top_k: int, fusion_weight: float, batch_size: int, name: str):
+def rerank_and_score(
+    cross_encoder, evalset, documents: list, top: tuple, top_k: int, fusion_weight: float, batch_size: int, name: str
+):
     """Rerank each query's top_k pages of `top` (an embedder's (indices, scores)) with the cross-encoder.
 
     Returns {variant: metrics} and {variant: run}: `name` is the fused order (fusion_weight), and with a
@@ -140,7 +146,10 @@ def rerank_and_score(cross_encoder, evalset, documents: list, top: tuple, top_k:
     indices, scores = top
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size)
-    cost = {"top_k": top_k, "ms_per_query": round(1000 * (time.perf_counter() - started) / max(len(evalset.query_ids), 1), 1)}
+    cost = {
+        "top_k": top_k,
+        "ms_per_query": round(1000 * (time.perf_counter() - started) / max(len(evalset.query_ids), 1), 1),
+    }
     orderings = {name: (fuse(rerank_scores, scores[:, :top_k], fusion_weight), fusion_weight)}
     if fusion_weight < 1.0:
         orderings[f"{name}_only"] = (rerank_scores, 1.0)

@@ -46,6 +46,10 @@ def push_folder(folder: Path, repo_id: str, private: bool, commit_message: str, 
     api = HfApi(token=hub_token())
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message, commit_description=commit_description
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message=commit_message,
+        commit_description=commit_description,
     )
     return commit.commit_url

@@ -39,6 +39,14 @@ def relaunch_distributed(num_processes: int) -> None:
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env["ACCELERATE_USE_CPU"] = "true"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr=127.0.0.1", f"--nproc_per_node={num_processes}", *sys.argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--local-addr=127.0.0.1",
+        f"--nproc_per_node={num_processes}",
+        *sys.argv,
+    ]
     print("relaunching: " + " ".join(command), flush=True)
     raise SystemExit(subprocess.call(command, env=env))

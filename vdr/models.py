@@ -39,7 +39,8 @@ def loading_kwargs(models) -> dict[str, Any]:
 
         if importlib.util.find_spec("flash_attn") is None or not torch.cuda.is_available():
             raise ValueError(
-                "models.model_kwargs.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn package "
+                "models.model_kwargs.attn_implementation: flash_attention_2 needs a CUDA GPU "
+                "and the flash-attn package "
                 "(pip install flash-attn --no-build-isolation); without them set it to sdpa "
                 "(dvc exp run -S profile=blog -S models.model_kwargs.attn_implementation=sdpa)"
             )
@@ -53,11 +54,15 @@ def check_processor(model, processor_kwargs: dict | None, key: str) -> None:
         return
     image_processor = getattr(getattr(model[0], "processor", None), "image_processor", None)
     if image_processor is None:
-        raise ValueError(f"{key}: models.processor_kwargs.size is set but the model has no image processor (a text-only model?)")
+        raise ValueError(
+            f"{key}: models.processor_kwargs.size is set but the model has no image processor (a text-only model?)"
+        )
     size = image_processor.size
     found = {edge: (size.get(edge) if isinstance(size, dict) else getattr(size, edge, None)) for edge in wanted}
     if found != wanted:
-        raise ValueError(f"{key}: the image processor ignored models.processor_kwargs.size: asked {wanted}, it uses {size}")
+        raise ValueError(
+            f"{key}: the image processor ignored models.processor_kwargs.size: asked {wanted}, it uses {size}"
+        )
 
 
 def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, key: str = "models.embedder"):
@@ -68,7 +73,9 @@ def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, 
     path = resolve_model(name, key)
     if "/" not in name and not Path(path).exists():
         raise ValueError(f"{key}: '{name}' is neither a folder nor a Hub model id (owner/name)")
-    model = SentenceTransformer(path, model_kwargs=kwargs.get("model_kwargs") or None, processor_kwargs=kwargs.get("processor_kwargs") or None)
+    model = SentenceTransformer(
+        path, model_kwargs=kwargs.get("model_kwargs") or None, processor_kwargs=kwargs.get("processor_kwargs") or None
+    )
     _check(model, models, kwargs, key)
     if max_seq_length:
         model.max_seq_length = max_seq_length
@@ -87,7 +94,9 @@ def load_reranker(name: str, models=None, *, max_length: int | None = None, key:
     model_kwargs, processor_kwargs = kwargs.get("model_kwargs") or None, kwargs.get("processor_kwargs") or None
     path = resolve_model(name, key)
     if not Path(path).is_dir() or _is_cross_encoder(Path(path)):
-        model = CrossEncoder(path, num_labels=1, max_length=max_length, model_kwargs=model_kwargs, processor_kwargs=processor_kwargs)
+        model = CrossEncoder(
+            path, num_labels=1, max_length=max_length, model_kwargs=model_kwargs, processor_kwargs=processor_kwargs
+        )
     else:
         model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
     _check(model, models, kwargs, key)
@@ -114,9 +123,13 @@ def _mean_pooling_cross_encoder(path: str, max_length: int | None, model_kwargs:
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling
 
-    transformer = Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length, model_kwargs=model_kwargs or None)
+    transformer = Transformer(
+        path, transformer_task="feature-extraction", max_seq_length=max_length, model_kwargs=model_kwargs or None
+    )
     if getattr(transformer.model, "pooler", None) is not None:
-        transformer.model.pooler = None  # BERT's [CLS] pooler goes unused under mean pooling (and DDP wants every weight used)
+        transformer.model.pooler = (
+            None  # BERT's [CLS] pooler goes unused under mean pooling (and DDP wants every weight used)
+        )
     width = transformer.get_embedding_dimension()
     head = Dense(width, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
     return CrossEncoder(modules=[transformer, Pooling(width, "mean"), head])

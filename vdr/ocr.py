@@ -48,14 +48,20 @@ def tesseract_version() -> str:
     try:
         import pytesseract
     except ImportError:
-        raise TesseractMissingError(f"OCR of page images needs pytesseract and the tesseract binary: {INSTALL_HINT}") from None
+        raise TesseractMissingError(
+            f"OCR of page images needs pytesseract and the tesseract binary: {INSTALL_HINT}"
+        ) from None
     command = pytesseract.pytesseract.tesseract_cmd
     if shutil.which(command) is None:
-        raise TesseractMissingError(f"OCR of page images needs the tesseract binary, and '{command}' was not found: {INSTALL_HINT}")
+        raise TesseractMissingError(
+            f"OCR of page images needs the tesseract binary, and '{command}' was not found: {INSTALL_HINT}"
+        )
     try:
         return str(pytesseract.get_tesseract_version())
     except pytesseract.TesseractNotFoundError:
-        raise TesseractMissingError(f"OCR of page images needs the tesseract binary, and '{command}' does not run: {INSTALL_HINT}") from None
+        raise TesseractMissingError(
+            f"OCR of page images needs the tesseract binary, and '{command}' does not run: {INSTALL_HINT}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -82,7 +88,12 @@ def _read(job: tuple[str, bytes]) -> str:
         raise RuntimeError(f"OCR of {name} failed: {error}") from error
 
 
-def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers: int | None = None, names: list[str] | None = None) -> list[str]:
+def ocr_images(
+    images: list[bytes],
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    names: list[str] | None = None,
+) -> list[str]:
     """The text of each page image (PNG/JPEG bytes), from the cache or from tesseract; same order as `images`.
 
     `names` (e.g. "corpus.parquet, id 'p1'") only label errors; by default "image 0", "image 1", ...
@@ -90,9 +101,16 @@ def ocr_images(images: list[bytes], cache_dir: str | Path | None = None, workers
     folder = Path(cache_dir or default_cache_dir()) / f"tesseract-{tesseract_version()}-{LANGUAGE}"
     keys = [hashlib.sha256(data).hexdigest() for data in images]
     path = lambda key: folder / key[:2] / f"{key}.txt"  # noqa: E731
-    missing = {key: (name, data) for key, name, data in zip(keys, names or [f"image {i}" for i in range(len(images))], images) if not path(key).exists()}
+    missing = {
+        key: (name, data)
+        for key, name, data in zip(keys, names or [f"image {i}" for i in range(len(images))], images)
+        if not path(key).exists()
+    }
     if missing:
-        print(f"OCR: {len(missing)} of {len(images)} pages with tesseract ({len(images) - len(missing)} cached in {folder})")
+        print(
+            f"OCR: {len(missing)} of {len(images)} pages with tesseract "
+            f"({len(images) - len(missing)} cached in {folder})"
+        )
         with one_thread_per_tesseract(), ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
             texts = pool.map(_read, missing.values())
             for key, text in tqdm(zip(missing, texts), total=len(missing), desc="OCR"):

@@ -60,7 +60,7 @@ def parse_sections(body: str) -> list[tuple[str, list[str]]]:
             continue
         sections[-1][1].append(lines[i])
         i += 1
-    return [(name, body_lines) for name, body_lines in sections if name or any(l.strip() for l in body_lines)]
+    return [(name, body_lines) for name, body_lines in sections if name or any(line.strip() for line in body_lines)]
 
 
 def table_rows(lines: list[str]) -> list[list[str]]:
@@ -141,6 +141,7 @@ def render_document(title: str, body: str, dpi: int) -> RenderedPage:
 
 # The page-job pool: every page is a job, run in `workers` processes; a job that fails names its page
 
+
 def _render(job):  # one document -> its first page
     doc_id, title, body, dpi = job
     try:
@@ -168,7 +169,10 @@ def map_pages(work, jobs: list[tuple], workers: int, description: str) -> list[d
 
 def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
     """One page per document; a document that fails gives {"id", "error"} instead."""
-    jobs = [(d, t, b, dpi) for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())]
+    jobs = [
+        (d, t, b, dpi)
+        for d, t, b in zip(documents["id"].to_pylist(), documents["title"].to_pylist(), documents["body"].to_pylist())
+    ]
     return map_pages(_render, jobs, workers, description)
 
 
@@ -191,7 +195,8 @@ def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:
     failed = [page for page in pages if "error" in page]
     if failed and on_bad_page == "error":
         raise RuntimeError(
-            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; fix the data, or set render.on_bad_page: skip "
+            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; "
+            "fix the data, or set render.on_bad_page: skip "
             "to drop them and count them in metrics/render.json)"
         )
     return len(failed)

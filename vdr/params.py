@@ -87,7 +87,9 @@ class FetchDataset(Section):
     eval_negative_columns: list[str] = ["negative_0", "negative_1", "negative_2", "negative_3"]  # extra eval pages
     max_train_rows: int | None = Field(default=None, ge=1)  # null: every row
     max_eval_rows: int | None = Field(default=None, ge=1)
-    on_bad_row: Literal["error", "skip"] = "error"  # an empty query or a missing page image: stop, or drop the row and count it
+    on_bad_row: Literal["error", "skip"] = (
+        "error"  # an empty query or a missing page image: stop, or drop the row and count it
+    )
 
 
 class FetchHub(FetchDataset):
@@ -109,7 +111,9 @@ class Render(Section):
     shard_size: int = Field(ge=1)
     workers: int = Field(ge=1)
     max_pixels: int | None = Field(default=None, ge=784)  # given screenshots: RGB, larger ones scaled down to this
-    on_bad_page: Literal["error", "skip"] = "error"  # a page that cannot be typeset or decoded: stop, or drop it and count it
+    on_bad_page: Literal["error", "skip"] = (
+        "error"  # a page that cannot be typeset or decoded: stop, or drop it and count it
+    )
 
 
 class Mine(Section):
@@ -119,7 +123,9 @@ class Mine(Section):
     range_min: int = Field(ge=0)
     range_max: int = Field(ge=1)
     relative_margin: float = Field(ge=0, lt=1)
-    sampling_strategy: Literal["top", "random"] = "top"  # the best-ranked candidates, or a seeded random draw from the range
+    sampling_strategy: Literal["top", "random"] = (
+        "top"  # the best-ranked candidates, or a seeded random draw from the range
+    )
     batch_size: int = Field(ge=1)
     seed: int = 42
 
@@ -168,7 +174,10 @@ class TrainEmbedder(Training):
 
     @model_validator(mode="after")
     def _dims(self):
-        if any(d <= 0 for d in self.matryoshka_dims) or sorted(self.matryoshka_dims, reverse=True) != self.matryoshka_dims:
+        if (
+            any(d <= 0 for d in self.matryoshka_dims)
+            or sorted(self.matryoshka_dims, reverse=True) != self.matryoshka_dims
+        ):
             raise ValueError("matryoshka_dims must be positive and in decreasing order")
         return self
 
@@ -177,7 +186,9 @@ class TrainReranker(Training):
     max_train_queries: int | None = Field(ge=1)  # null: every query
     negatives_per_positive: int = Field(ge=1)
     pos_weight: float = Field(default=1.0, gt=0)  # BinaryCrossEntropyLoss: weight of the positive (label 1) pairs
-    eval_queries: int = Field(default=0, ge=0)  # held out of training for CrossEncoderRerankingEvaluator; 0: no evaluator
+    eval_queries: int = Field(
+        default=0, ge=0
+    )  # held out of training for CrossEncoderRerankingEvaluator; 0: no evaluator
     max_length: int | None = Field(ge=8)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
 
@@ -189,7 +200,9 @@ class Evaluate(Section):
     # the reranked order: fusion_weight x reranker score + (1 - fusion_weight) x embedder score, each standardised
     # over the query's top-k; 1.0 ranks by the reranker alone (reported too, whatever the weight)
     fusion_weight: float = Field(default=1.0, ge=0, le=1)
-    base_reranker: bool = False  # also rerank with models.reranker untouched (only meaningful when it is a trained reranker)
+    base_reranker: bool = (
+        False  # also rerank with models.reranker untouched (only meaningful when it is a trained reranker)
+    )
     dims: list[int] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -228,8 +241,9 @@ class Params(Section):
     def _across_sections(self):
         if self.train_reranker.negatives_per_positive > self.mine_reranker.num_negatives:
             raise ValueError(
-                f"train_reranker.negatives_per_positive ({self.train_reranker.negatives_per_positive}) exceeds mine_reranker.num_negatives "
-                f"({self.mine_reranker.num_negatives}): the reranker can only use the negatives mine_reranker keeps; lower the first or raise the second"
+                f"train_reranker.negatives_per_positive ({self.train_reranker.negatives_per_positive}) "
+                f"exceeds mine_reranker.num_negatives ({self.mine_reranker.num_negatives}): "
+                "the reranker can only use the negatives mine_reranker keeps; lower the first or raise the second"
             )
         return self
 

@@ -1,4 +1,5 @@
-"""The results table (shaped like the reference post's), the plot rows and reports/results.md; vdr/card.py builds the model card on them."""
+"""The results table (shaped like the reference post's), the plot rows and reports/results.md;
+vdr/card.py builds the model card on them."""
 
 from __future__ import annotations
 
@@ -22,20 +23,35 @@ def results_table(metrics: dict) -> str:
     for system in systems:
         m = metrics[system]
         cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "ms_per_query" in m else ""
-        lines.append(f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |")
-    dims = sorted({int(d) for s in ("base", "finetuned") if s in metrics for d in metrics[s].get("dims", {})}, reverse=True)
+        lines.append(
+            f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |"
+        )
+    dims = sorted(
+        {int(d) for s in ("base", "finetuned") if s in metrics for d in metrics[s].get("dims", {})}, reverse=True
+    )
     if dims:
         lines += ["", "| dims | base | finetuned |", "|---|---|---|"]
         for dim in dims:
-            cells = [f"{metrics[s]['dims'][str(dim)]['ndcg@10']:.4f}" if s in metrics else "" for s in ("base", "finetuned")]
+            cells = [
+                f"{metrics[s]['dims'][str(dim)]['ndcg@10']:.4f}" if s in metrics else "" for s in ("base", "finetuned")
+            ]
             lines.append(f"| {dim} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
 def ndcg_by_dimension(metrics: dict) -> list[dict]:
     """Rows for `dvc plots`: NDCG@10 per embedding dimension, base vs finetuned."""
-    dims = sorted({int(d) for d in metrics["base"]["dims"]} & {int(d) for d in metrics["finetuned"]["dims"]}, reverse=True)
-    return [{"dim": d, "base": metrics["base"]["dims"][str(d)]["ndcg@10"], "finetuned": metrics["finetuned"]["dims"][str(d)]["ndcg@10"]} for d in dims]
+    dims = sorted(
+        {int(d) for d in metrics["base"]["dims"]} & {int(d) for d in metrics["finetuned"]["dims"]}, reverse=True
+    )
+    return [
+        {
+            "dim": d,
+            "base": metrics["base"]["dims"][str(d)]["ndcg@10"],
+            "finetuned": metrics["finetuned"]["dims"][str(d)]["ndcg@10"],
+        }
+        for d in dims
+    ]
 
 
 def results_report(metrics: dict, evalset, evaluate, picture: str | None = None) -> str:

@@ -118,10 +118,15 @@ def require_unique(ids: list[str], where: str | Path, what: str = "id") -> None:
         seen.add(value)
     if duplicates:
         shown = ", ".join(repr(d) for d in duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
-        raise ValueError(f"{where}: duplicate {what}(s) {shown} ({len(duplicates)} in all); every {what} must name one row, drop or rename the repeats")
+        raise ValueError(
+            f"{where}: duplicate {what}(s) {shown} ({len(duplicates)} in all); "
+            f"every {what} must name one row, drop or rename the repeats"
+        )
 
 
-def check_retrieval_set(corpus_ids: list[str], query_ids: list[str], qrels: dict[str, dict[str, int]], where: dict[str, Path]) -> None:
+def check_retrieval_set(
+    corpus_ids: list[str], query_ids: list[str], qrels: dict[str, dict[str, int]], where: dict[str, Path]
+) -> None:
     """Ids unique, a corpus that is not empty, and qrels that name only known queries and pages.
     `where` names the files: {"corpus": ..., "queries": ..., "qrels": ...}."""
     if not corpus_ids:
@@ -131,11 +136,15 @@ def check_retrieval_set(corpus_ids: list[str], query_ids: list[str], qrels: dict
     known_queries, known_pages = set(query_ids), set(corpus_ids)
     for query_id, documents in qrels.items():
         if query_id not in known_queries:
-            raise ValueError(f"{where['qrels']}: query-id '{query_id}' is not in {where['queries']}; drop its lines or add the query")
+            raise ValueError(
+                f"{where['qrels']}: query-id '{query_id}' is not in {where['queries']}; "
+                "drop its lines or add the query"
+            )
         for corpus_id in documents:
             if corpus_id not in known_pages:
                 raise ValueError(
-                    f"{where['qrels']}: corpus-id '{corpus_id}' (query '{query_id}') is not in the corpus {where['corpus']}; "
+                    f"{where['qrels']}: corpus-id '{corpus_id}' (query '{query_id}') "
+                    f"is not in the corpus {where['corpus']}; "
                     "drop that line or add the page"
                 )
 
@@ -153,5 +162,10 @@ def load_beir(dataset: str | Path) -> tuple[pa.Table, dict[str, str], dict[str, 
     queries = dict(zip(query_ids, queries_table["text"].to_pylist()))
     corpus_ids = [str(i) for i in corpus["id"].to_pylist()]
     qrels = read_qrels(dataset / "qrels.tsv")
-    check_retrieval_set(corpus_ids, query_ids, qrels, {"corpus": corpus_path(dataset), "queries": dataset / "queries.parquet", "qrels": dataset / "qrels.tsv"})
+    check_retrieval_set(
+        corpus_ids,
+        query_ids,
+        qrels,
+        {"corpus": corpus_path(dataset), "queries": dataset / "queries.parquet", "qrels": dataset / "qrels.tsv"},
+    )
     return corpus, queries, qrels

@@ -33,21 +33,26 @@ def parse_args(arguments_class, description: str | None, argv: list[str] | None 
     """An instance of the dataclass `arguments_class` from the command line (defaults: the field defaults)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(arguments_class)
-    for field in dataclasses.fields(arguments_class):
+    for option in dataclasses.fields(arguments_class):
         parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            dest=field.name,
-            type=_converter(hints[field.name]),
-            default=field.default,
-            choices=field.metadata.get("choices"),
-            help=field.metadata.get("help", f"default: {field.default}"),
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            type=_converter(hints[option.name]),
+            default=option.default,
+            choices=option.metadata.get("choices"),
+            help=option.metadata.get("help", f"default: {option.default}"),
         )
     return arguments_class(**vars(parser.parse_args(argv)))
 
 
 @dataclass(frozen=True)
 class PageReading:
-    """The options of every stage that reads pages (vdr/evalset.py): a text model reads image-only pages through OCR."""
+    """The options of every stage that reads pages (vdr/evalset.py):
+    a text model reads image-only pages through OCR."""
 
-    ocr_cache: Path | None = field(default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"})
-    ocr_workers: int | None = field(default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"})
+    ocr_cache: Path | None = field(
+        default=None, metadata={"help": "OCR cache folder (default $VDR_OCR_CACHE or ~/.cache/vdr/ocr)"}
+    )
+    ocr_workers: int | None = field(
+        default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"}
+    )

@@ -3,8 +3,12 @@
 A training stage reads like the reference training script: load the model, build the dataset, the loss
 and the evaluator, then
 
-    checkpointing = resumable(paths.checkpoints, paths.live, {"models": ..., "train_embedder": train}, [data], __file__)
-    args = training_arguments(SentenceTransformerTrainingArguments, train, paths.checkpoints, evaluator, batch_sampler=...)
+    checkpointing = resumable(
+        paths.checkpoints, paths.live, {"models": ..., "train_embedder": train}, [data], __file__
+    )
+    args = training_arguments(
+        SentenceTransformerTrainingArguments, train, paths.checkpoints, evaluator, batch_sampler=...
+    )
     train(SentenceTransformerTrainer, model, args, dataset, loss, evaluator, checkpointing)
     save(model, paths.output, checkpointing)
 
@@ -60,7 +64,9 @@ def training_arguments(arguments_class, train, output_dir: Path, evaluator=None,
 def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: Checkpoints):
     """Train, resuming from the last checkpoint of the same run, with DVCLive curves from the main process."""
     callbacks = checkpointing.callbacks() if is_main_process() else []
-    trainer = trainer_class(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks)
+    trainer = trainer_class(
+        model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks
+    )
     trainer.train(resume_from_checkpoint=checkpointing.resume)
     return trainer
 
@@ -70,5 +76,7 @@ def save(model, output: Path, checkpointing: Checkpoints) -> None:
     if not is_main_process():
         return
     with atomic_path(output) as temporary:
-        model.save_pretrained(str(temporary), create_model_card=False)  # its card records wall time; publish writes the card
+        model.save_pretrained(
+            str(temporary), create_model_card=False
+        )  # its card records wall time; publish writes the card
     checkpointing.finish()

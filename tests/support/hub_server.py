@@ -1,13 +1,13 @@
 """A small Hub-compatible HTTP server on 127.0.0.1, for tests: the endpoints huggingface_hub calls to
 create a model repo and upload a folder to it (with HF_HUB_DISABLE_XET=1, the plain LFS protocol).
 
-    POST /api/repos/create                              create a repo (409 when it exists)
-    POST /api/validate-yaml                             check a README's YAML front matter
-    GET  /api/models/{repo}[/revision/{rev}]            repo info (id, sha, files)
-    POST /api/models/{repo}/preupload/{rev}             per file: upload mode (regular or lfs) and the oid already there
-    POST /{repo}.git/info/lfs/objects/batch             LFS batch: where to PUT each object not stored yet
-    PUT  /lfs-objects/{sha256}                          the LFS object's bytes
-    POST /api/models/{repo}/commit/{rev}                the commit, as NDJSON (header, file, lfsFile, deletedFile)
+    POST /api/repos/create                             create a repo (409 when it exists)
+    POST /api/validate-yaml                            check a README's YAML front matter
+    GET  /api/models/{repo}[/revision/{rev}]           repo info (id, sha, files)
+    POST /api/models/{repo}/preupload/{rev}            per file: upload mode (regular or lfs) and the oid already there
+    POST /{repo}.git/info/lfs/objects/batch            LFS batch: where to PUT each object not stored yet
+    PUT  /lfs-objects/{sha256}                         the LFS object's bytes
+    POST /api/models/{repo}/commit/{rev}               the commit, as NDJSON (header, file, lfsFile, deletedFile)
 
 Every request but the LFS PUT (a pre-signed storage URL on the real Hub) must carry
 `Authorization: Bearer <token>`. Files live in memory; `server.requests`
@@ -140,7 +140,11 @@ class _Handler(BaseHTTPRequestHandler):
         if repo_id in self.server.repos:
             self._reply(409, {"error": "You already created this model repo", "url": url})
             return
-        self.server.repos[repo_id] = {"private": request.get("visibility") == "private" or bool(request.get("private")), "files": {}, "commits": []}
+        self.server.repos[repo_id] = {
+            "private": request.get("visibility") == "private" or bool(request.get("private")),
+            "files": {},
+            "commits": [],
+        }
         self._reply(200, {"url": url, "name": repo_id})
 
     def _validate_yaml(self, body: bytes) -> None:
@@ -154,14 +158,24 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(metadata, dict):
                 errors.append({"message": "the metadata must be a mapping"})
             elif "base_model" in metadata and not HUB_ID.match(str(metadata["base_model"])):
-                errors.append({"message": f"\"base_model\" must be a model id (owner/name), found {metadata['base_model']!r}"})
+                errors.append(
+                    {"message": f'"base_model" must be a model id (owner/name), found {metadata["base_model"]!r}'}
+                )
         self._reply(400 if errors else 200, {"errors": errors, "warnings": []})
 
     def _repo_info(self, body: bytes, repo: str, rev: str = "main") -> None:
         info = self._repo(repo)
         if info is not None:
             sha = info["commits"][-1]["oid"] if info["commits"] else "0" * 40
-            self._reply(200, {"id": repo, "sha": sha, "private": info["private"], "siblings": [{"rfilename": p} for p in sorted(info["files"])]})
+            self._reply(
+                200,
+                {
+                    "id": repo,
+                    "sha": sha,
+                    "private": info["private"],
+                    "siblings": [{"rfilename": p} for p in sorted(info["files"])],
+                },
+            )
 
     def _preupload(self, body: bytes, repo: str, rev: str) -> None:
         info = self._repo(repo)
@@ -226,4 +240,6 @@ class _Handler(BaseHTTPRequestHandler):
                 info["files"][path] = change
         oid = hashlib.sha1(f"{len(info['commits'])}:{summary}:{sorted(changes)}".encode()).hexdigest()
         info["commits"].append({"oid": oid, "summary": summary, "paths": sorted(changes)})
-        self._reply(200, {"commitUrl": f"{self.server.endpoint}/{repo}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
+        self._reply(
+            200, {"commitUrl": f"{self.server.endpoint}/{repo}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None}
+        )

@@ -1,8 +1,8 @@
 """Throwaway git + DVC repositories holding this project's pipeline, and running commands in them.
 
-    repo = project_repo(tmp_path, env, params=tiny_params)     # stages/, vdr/, dvc.yaml, ... committed
-    output = run(["dvc", "repro"], repo, env)
-    ran_stages(output)                                         # {"fetch", "render", ...}
+repo = project_repo(tmp_path, env, params=tiny_params)     # stages/, vdr/, dvc.yaml, ... committed
+output = run(["dvc", "repro"], repo, env)
+ran_stages(output)                                         # {"fetch", "render", ...}
 """
 
 from __future__ import annotations
@@ -23,8 +23,20 @@ TINY = {
     "render": {"workers": 1, "shard_size": 16},
     "mine": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
     "mine_reranker": {"num_negatives": 2, "range_max": 10, "batch_size": 16},
-    "train_embedder": {"max_train_samples": 16, "max_seq_length": 32, "batch_size": 8, "mini_batch_size": 8, "matryoshka_dims": [384, 64]},
-    "train_reranker": {"max_train_queries": 8, "negatives_per_positive": 2, "eval_queries": 4, "max_length": 48, "batch_size": 8},
+    "train_embedder": {
+        "max_train_samples": 16,
+        "max_seq_length": 32,
+        "batch_size": 8,
+        "mini_batch_size": 8,
+        "matryoshka_dims": [384, 64],
+    },
+    "train_reranker": {
+        "max_train_queries": 8,
+        "negatives_per_positive": 2,
+        "eval_queries": 4,
+        "max_length": 48,
+        "batch_size": 8,
+    },
     "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
 }
 
@@ -59,11 +71,17 @@ def copy_project(repo: Path, files=PROJECT_FILES, folders=PROJECT_FOLDERS) -> Pa
 
 def with_overrides(params: dict, overrides: dict) -> dict:
     """params with each section updated by overrides[section] (a shallow update per section)."""
-    return {section: {**values, **overrides.get(section, {})} if isinstance(values, dict) else values for section, values in params.items()}
+    return {
+        section: {**values, **overrides.get(section, {})} if isinstance(values, dict) else values
+        for section, values in params.items()
+    }
 
 
-def project_repo(repo: Path, env: dict, params: dict | None = None, files=PROJECT_FILES, folders=PROJECT_FOLDERS) -> Path:
-    """A committed git + DVC repository with the project's pipeline and `params` (default: params.yaml as committed)."""
+def project_repo(
+    repo: Path, env: dict, params: dict | None = None, files=PROJECT_FILES, folders=PROJECT_FOLDERS
+) -> Path:
+    """A committed git + DVC repository with the project's pipeline and `params`
+    (default: params.yaml as committed)."""
     copy_project(repo, files, folders)
     if params is None:
         shutil.copy(REPO / "params.yaml", repo / "params.yaml")

@@ -18,7 +18,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 # ChatML, as Qwen2-VL's template renders it: any role, text and image/video parts
 CHAT_TEMPLATE = (
@@ -46,7 +54,9 @@ def build_tokenizer():
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator(TRAINING_TEXT * 4, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -65,7 +75,12 @@ def build_processor(tokenizer, min_pixels: int = 32 * 32, max_pixels: int = 64 *
     size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
     image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, size=size)
     video_processor = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
-    return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=CHAT_TEMPLATE)
+    return Qwen3VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE,
+    )
 
 
 # the toy size; benchmarks/gpu_check.py passes the published architecture instead
@@ -78,7 +93,12 @@ TINY_ARCHITECTURE = {
         "num_key_value_heads": 2,
         "head_dim": 16,
         "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 3, 3],
+            "mrope_interleaved": True,
+        },
     },
     "vision_config": {
         "depth": 1,
@@ -143,7 +163,9 @@ def build(output: str | Path, seed: int = 0) -> tuple[Path, Path]:
 
     # the embedder: Transformer (feature-extraction) -> Pooling (last token) -> Normalize
     transformer = Transformer(str(backbone), transformer_task="feature-extraction")
-    embedder = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()])
+    embedder = SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()]
+    )
     embedder.save_pretrained(str(output / "embedder"))
 
     # the reranker: Transformer (any-to-any) -> LogitScore(yes - no) at the last position
@@ -156,7 +178,20 @@ def build(output: str | Path, seed: int = 0) -> tuple[Path, Path]:
     return output / "embedder", output / "reranker"
 
 
-TOPICS = ["revenue", "patients", "rainfall", "turbines", "tariffs", "vaccines", "satellites", "wheat", "bonds", "glaciers", "robots", "coffee"]
+TOPICS = [
+    "revenue",
+    "patients",
+    "rainfall",
+    "turbines",
+    "tariffs",
+    "vaccines",
+    "satellites",
+    "wheat",
+    "bonds",
+    "glaciers",
+    "robots",
+    "coffee",
+]
 
 
 def page_image(number: int, width: int = 160, height: int = 208):
@@ -170,7 +205,9 @@ def page_image(number: int, width: int = 160, height: int = 208):
     draw.text((12, 12), f"Report {number}: {TOPICS[number % len(TOPICS)]}", fill="black")
     for line in range(6):
         y = 40 + line * 22 + (number % 5) * 2
-        draw.rectangle([12, y, 12 + ((number * 37 + line * 53) % (width - 24)), y + 8], fill=colour if line % 2 else "grey")
+        draw.rectangle(
+            [12, y, 12 + ((number * 37 + line * 53) % (width - 24)), y + 8], fill=colour if line % 2 else "grey"
+        )
     return image
 
 
@@ -183,7 +220,10 @@ def synthetic_dataset(root: str | Path, train_rows: int = 24, eval_rows: int = 8
 
     def rows(start: int, count: int) -> Dataset:
         numbers = range(start, start + count)
-        columns = {"query": [f"what does report {n} say about {TOPICS[n % len(TOPICS)]}?" for n in numbers], "image": [page_image(n) for n in numbers]}
+        columns = {
+            "query": [f"what does report {n} say about {TOPICS[n % len(TOPICS)]}?" for n in numbers],
+            "image": [page_image(n) for n in numbers],
+        }
         for k in range(4):
             columns[f"negative_{k}"] = [page_image(1000 + n * 4 + k) for n in numbers]
         return Dataset.from_dict(columns, features=features)
@@ -204,8 +244,20 @@ def tiny_blog_params(blog: dict, embedder: str, reranker: str, dataset: str, bf1
     params["render"].update(workers=1, shard_size=16, max_pixels=160 * 208)
     params["mine"].update(batch_size=8, range_max=20, relative_margin=0.0)
     params["mine_reranker"].update(batch_size=8, range_max=20, relative_margin=0.0)
-    params["train_embedder"].update(batch_size=8, mini_batch_size=4, bf16=bf16, matryoshka_dims=[64, 32], learning_rate=1e-4, evaluator_batch_size=8, eval_steps=0.5, save_steps=0.5, logging_steps=1)
-    params["train_reranker"].update(batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4, eval_queries=4, eval_steps=0.5)
+    params["train_embedder"].update(
+        batch_size=8,
+        mini_batch_size=4,
+        bf16=bf16,
+        matryoshka_dims=[64, 32],
+        learning_rate=1e-4,
+        evaluator_batch_size=8,
+        eval_steps=0.5,
+        save_steps=0.5,
+        logging_steps=1,
+    )
+    params["train_reranker"].update(
+        batch_size=4, gradient_accumulation_steps=2, bf16=bf16, learning_rate=1e-4, eval_queries=4, eval_steps=0.5
+    )
     params["evaluate"].update(batch_size=8, top_k=5, dims=[64, 32])
     params["publish"].update(truncate_dim=32)
     return params
