@@ -21,7 +21,7 @@ from vdr.evalset import EvalSet
 from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.retrieval import encode_documents, encode_queries
-from vdr.stage import PageReading, parse_args
+from vdr.stage import PageReading, parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -54,4 +54,5 @@ def main(paths: Paths) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("embed_base"):
+        main(parse_args(Paths, __doc__))

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from vdr.embeddings import encoding_settings, load_embeddings
 from vdr.evalset import EvalSet
-from vdr.evaluation import evaluate_embedder, evaluate_embeddings, rerank_and_score, to_run, write_trec_run
+from vdr.evaluation import RUN_DEPTH, evaluate_embedder, evaluate_embeddings, rerank_and_score, to_run, write_trec_run
 from vdr.models import load_embedder, load_reranker
 from vdr.params import load_params
 from vdr.plots import ndcg_by_dimension_svg
 from vdr.report import ndcg_by_dimension, results_report
 from vdr.shards import atomic_path, write_json
-from vdr.stage import PageReading, parse_args
+from vdr.stage import PageReading, parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ def main(paths: Paths) -> None:
     params = load_params(paths.params)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
+    if evaluate.top_k > min(len(evalset.corpus_ids), RUN_DEPTH):  # before any encoding: the report must not claim it
+        raise ValueError(
+            f"evaluate.top_k: {evaluate.top_k} pages to rerank, but each query retrieves "
+            f"{min(len(evalset.corpus_ids), RUN_DEPTH)} ({len(evalset.corpus_ids)} pages in {paths.dataset}); lower it"
+        )
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
     print(evalset)
 
@@ -88,7 +93,12 @@ def main(paths: Paths) -> None:
         print(f"{name}: ndcg@10 {row['ndcg@10']:.4f}{cost}")
 
     # 4. Metrics, plots, report with its picture, run files
-    write_json(paths.metrics, metrics)
+    held_out = {
+        "queries": len(evalset.query_ids),
+        "pages": len(evalset.corpus_ids),
+        "queries_not_scored": evalset.skipped,
+    }
+    write_json(paths.metrics, {**metrics, "held_out_set": held_out})  # every query not scored is counted
     plot_rows = ndcg_by_dimension(metrics)
     write_json(paths.plots, plot_rows)
     with atomic_path(paths.picture) as temporary:
@@ -102,4 +112,5 @@ def main(paths: Paths) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("evaluate"):
+        main(parse_args(Paths, __doc__))

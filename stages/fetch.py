@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from vdr.corpus import dataset_rows, docstring_entries, hub_commit, package_version, stable_rank
 from vdr.params import load_params
 from vdr.shards import atomic_path, write_json, write_qrels
-from vdr.stage import parse_args
+from vdr.stage import parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -182,4 +182,5 @@ def fetch_docstrings(params, output: Path, metrics_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("fetch"):
+        main(parse_args(Paths, __doc__))

@@ -31,7 +31,7 @@ from vdr.params import load_params
 from vdr.retrieval import encode_documents, encode_queries
 from vdr.search import mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
-from vdr.stage import PageReading, parse_args
+from vdr.stage import PageReading, parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -151,4 +151,6 @@ def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    arguments = parse_args(Paths, __doc__)
+    with stage_process(arguments.section):  # mine or mine_reranker
+        main(arguments)

@@ -20,7 +20,7 @@ from vdr.card import PICTURE, changed_params, git_commit, model_card, pipeline_h
 from vdr.hub import hub_token, push_folder
 from vdr.params import load_params
 from vdr.shards import atomic_path
-from vdr.stage import parse_args
+from vdr.stage import parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ def main(paths: Paths) -> None:
 
     # 2. The card: results, data, parameters and provenance
     metrics = json.loads(paths.metrics.read_text())
+    full_size = max(int(dim) for dim in metrics["finetuned"]["dims"])  # evaluate scores the model's full size too
+    if publish.truncate_dim is not None and publish.truncate_dim > full_size:
+        raise ValueError(
+            f"publish.truncate_dim: {publish.truncate_dim} exceeds the model's embedding size {full_size}; "
+            "lower it (or null: the full size)"
+        )
     fetch_metrics = json.loads(paths.fetch_metrics.read_text()) if paths.fetch_metrics.exists() else {}
     commit = git_commit()
     experiment = os.environ.get("DVC_EXP_NAME", "workspace")  # set by `dvc exp run`
@@ -80,4 +86,5 @@ def main(paths: Paths) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("publish"):
+        main(parse_args(Paths, __doc__))

@@ -33,7 +33,7 @@ from vdr.shards import (
     write_qrels,
     write_shards,
 )
-from vdr.stage import parse_args
+from vdr.stage import parse_args, stage_process
 
 
 @dataclass(frozen=True)
@@ -171,4 +171,5 @@ def main(paths: Paths) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("render"):
+        main(parse_args(Paths, __doc__))

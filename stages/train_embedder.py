@@ -30,7 +30,7 @@ from vdr.launch import relaunch_distributed
 from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.shards import is_binary, read_table, require_columns
-from vdr.stage import parse_args
+from vdr.stage import parse_args, stage_process
 from vdr.training import resumable, save, train, training_arguments
 
 BATCH_SAMPLERS = {
@@ -140,4 +140,5 @@ def main(paths: Paths) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Paths, __doc__))
+    with stage_process("train_embedder"):
+        main(parse_args(Paths, __doc__))

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytesseract
 import pytest
 import pytrec_eval
+import yaml
 
 from tests.conftest import REPO
 from vdr.cli import main
@@ -168,7 +169,10 @@ def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_en
     dataset = image_only_set(pages, tmp_path / "set")
     model = resolve_model(MODEL)
     cache, out = tmp_path / "ocr-cache", tmp_path / "out"
-    common = ["--params", str(REPO / "params.yaml"), "--dataset", str(dataset), "--ocr-cache", str(cache)]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["evaluate"]["top_k"] = 3  # the set has 5 pages
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    common = ["--params", str(tmp_path / "params.yaml"), "--dataset", str(dataset), "--ocr-cache", str(cache)]
     for command in (
         [sys.executable, str(REPO / "stages/embed_base.py"), *common, "--output", str(out / "base")],
         [

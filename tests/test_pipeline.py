@@ -1,5 +1,6 @@
 """End to end: the real stages through DVC on a tiny slice; what DVC reruns after a change; determinism."""
 
+import hashlib
 import json
 import subprocess
 
@@ -16,6 +17,7 @@ from vdr.params import load_params
 pytestmark = pytest.mark.slow
 
 ALL_STAGES = {
+    "check",
     "fetch",
     "render",
     "embed_base",
@@ -104,6 +106,7 @@ def test_only_what_changed_reruns(first_run, stage_env):
     params["train_embedder"]["learning_rate"] = 2e-4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {
+        "check",  # every params change is checked first; its output stays the same, so it reruns nothing else
         "train_embedder",
         "mine_reranker",
         "train_reranker",
@@ -130,3 +133,43 @@ def test_missing_input_is_named(tmp_path, stage_env):
         text=True,
     )
     assert result.returncode != 0 and "raw/train.parquet does not exist" in result.stderr
+
+
+def output_digests(repo) -> dict[str, str]:
+    """sha256 of every file the pipeline wrote (data, models, metrics, reports, curves), but check's own marker."""
+    files = [p for folder in ("data", "models", "metrics", "reports", "dvclive") for p in (repo / folder).rglob("*")]
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if p.is_file() and p.name != "check.json"
+    }
+
+
+BROKEN_PARAMS = {
+    "a value out of range": (lambda p: p["train_embedder"].update(learning_rate=-1.0), "train_embedder.learning_rate"),
+    "a misspelled section": (lambda p: p.update(trian_embedder={"epochs": 2}), "trian_embedder"),
+    "a push without a token": (lambda p: p["publish"].update(push=True, repo_id="org/name"), "HF_TOKEN"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_PARAMS))
+def test_a_bad_param_stops_the_run_before_any_output_is_removed(first_run, stage_env, case):
+    """The fault table's "what is kept": after a good run, a broken params.yaml stops `dvc repro` in the check
+    stage, naming the key, and every model, metric, report, run file and curve is still there, unchanged."""
+    repo, _, _ = first_run
+    good = (repo / "params.yaml").read_text()
+    before = output_digests(repo)
+    assert any(path.startswith("models/published/") for path in before) and "metrics/evaluate.json" in before
+    mutate, named = BROKEN_PARAMS[case]
+    params = yaml.safe_load(good)
+    mutate(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = subprocess.run(["dvc", "repro"], cwd=repo, env=stage_env, capture_output=True, text=True)
+        assert result.returncode != 0, "a broken params.yaml must fail the run"
+        assert named in result.stdout + result.stderr
+        assert ran_stages(result.stdout) == {"check"}
+        assert output_digests(repo) == before
+    finally:
+        (repo / "params.yaml").write_text(good)
+    assert ran_stages(run(["dvc", "repro"], repo, stage_env)) == {"check"}  # fixed: only the check runs again

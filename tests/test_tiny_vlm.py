@@ -85,6 +85,7 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
     # 1. The whole pipeline, composed by DVC from conf/ (local dataset, given negatives)
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog"], repo, stage_env)
     assert ran_stages(output) == {
+        "check",
         "fetch",
         "render",
         "embed_base",
@@ -120,5 +121,13 @@ def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
 
     # 2. Mined negatives instead of the given ones: the data stages before mine and embed_base do not rerun
     output = run(["dvc", "exp", "run", "-S", "profile=tiny_blog", "-S", "mine.source=mined"], repo, stage_env)
-    assert ran_stages(output) == {"mine", "train_embedder", "mine_reranker", "train_reranker", "evaluate", "publish"}
+    assert ran_stages(output) == {
+        "check",
+        "mine",
+        "train_embedder",
+        "mine_reranker",
+        "train_reranker",
+        "evaluate",
+        "publish",
+    }
     assert json.loads((repo / "metrics/mine.json").read_text())["source"] == "mined"

@@ -4,7 +4,8 @@
              [--reranker PATH --top-k 20 --fusion-weight 1.0] [--dims 384,128,64]
 
 DIR holds corpus.parquet (or corpus/*.parquet: `id`, and `text` and/or `image` bytes), queries.parquet
-(`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed). Metrics come from
+(`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed, UTF-8). A query is scored when
+it has a relevant page (score > 0); the others are counted in the output's `skipped`. Metrics come from
 pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise). A text-only
 model on an image-only corpus reads the pages through OCR (tesseract-ocr; results cached by image hash).
 """
@@ -18,6 +19,7 @@ from vdr.evalset import EvalSet, page_input_for
 from vdr.evaluation import evaluate_embedder, rerank_and_score, to_run, write_trec_run
 from vdr.models import load_embedder, load_reranker
 from vdr.shards import write_json
+from vdr.stage import one_sentence_errors
 
 
 def positive_int(text: str) -> int:
@@ -74,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     # 2. Retrieve, scoring every dimension from one encoding pass
     metrics, top = evaluate_embedder(model, evalset, documents, dims, args.batch_size)
     run, tag = to_run(evalset.query_ids, evalset.corpus_ids, *top), "retrieve"
-    result = {"model": args.model, "queries": len(evalset.query_ids), "corpus": len(evalset.corpus_ids), **metrics}
+    result = {
+        "model": args.model,
+        "queries": len(evalset.query_ids),  # the queries scored, each in every mean
+        "skipped": evalset.skipped,  # queries of queries.parquet not scored, by reason (vdr/evalset.py)
+        "corpus": len(evalset.corpus_ids),
+        **metrics,
+    }
 
     # 3. Rerank the top-k
     if args.reranker:
@@ -95,5 +103,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def entry() -> None:
+    """The `vdr-eval` command: main(), with bad input reported as one sentence (VDR_TRACEBACK=1 for the traceback)."""
+    with one_sentence_errors("vdr-eval"):
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    entry()

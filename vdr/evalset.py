@@ -8,26 +8,28 @@ One way to read a page, whoever reads it (mine, train_embedder's evaluator, embe
                              what tesseract reads, never empty strings
 
 `EvalSet.load(folder)` reads a BEIR-layout set once (vdr/shards.py load_beir: ids, queries, qrels
-checked) and keeps the queries that have qrels, in the order of queries.parquet.
+checked) and keeps the queries that have at least one relevant page (a qrels score > 0), in the order of
+queries.parquet; the others are counted in `skipped` and reported, never scored as zero or dropped unsaid.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
-from vdr.images import decode_image
+from vdr.images import decode_page
 from vdr.ocr import ocr_images
-from vdr.shards import load_beir
+from vdr.shards import corpus_path, load_beir
 
 PAGE_INPUTS = ("text", "image")
 
 
 def has_text(pages: pa.Table) -> bool:
     """Whether the `text` column holds any text (screenshots come with an empty one)."""
-    return "text" in pages.column_names and any(pages["text"].to_pylist())
+    return "text" in pages.column_names and any(isinstance(t, str) and t.strip() for t in pages["text"].to_pylist())
 
 
 def page_texts(
@@ -35,8 +37,20 @@ def page_texts(
 ) -> list[str]:
     """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
     if has_text(pages):
-        return pages["text"].to_pylist()
+        texts = pages["text"].to_pylist()
+        if None in texts:
+            row = texts.index(None)
+            raise ValueError(
+                f"{where}: column 'text', row {row} (id '{page_ids(pages)[row]}') is null while other pages have "
+                "text; write '' for a page without a text layer, or fill it in"
+            )
+        return texts
     if "image" not in pages.column_names:
+        if "text" in pages.column_names:
+            raise ValueError(
+                f"{where}: the 'text' column is empty in every row and there is no 'image' column to read with "
+                "OCR; fill in the page texts or add the page images"
+            )
         raise ValueError(f"{where}: the pages need a 'text' or an 'image' column")
     if pages["image"].null_count:
         raise ValueError(
@@ -64,7 +78,16 @@ def read_pages(
     if "image" not in pages.column_names:
         raise ValueError(f"{where}: models.page_input is image, but the pages have no 'image' column")
     images = pages["image"].to_pylist()
-    return [decode_image(data) for data in images] if decode else images
+    if not decode:
+        return images
+    return [decode_page(data, f"{where}, id '{page_id}'") for data, page_id in zip(images, page_ids(pages))]
+
+
+def page_ids(pages: pa.Table) -> list[str]:
+    """The pages' ids (the `id` column), or their row numbers where a table has none: what an error names."""
+    if "id" in pages.column_names:
+        return [str(i) for i in pages["id"].to_pylist()]
+    return [f"row {row}" for row in range(pages.num_rows)]
 
 
 def page_input_for(pages: pa.Table, model) -> str:
@@ -76,7 +99,10 @@ def page_input_for(pages: pa.Table, model) -> str:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """A held-out retrieval set: the corpus pages, the queries that have qrels, and the qrels."""
+    """A held-out retrieval set: the corpus pages, the queries that have a relevant page, and their qrels.
+
+    `skipped`: how many queries of queries.parquet are not scored, by reason (queries_without_qrels: no qrels line;
+    queries_without_relevant_page: qrels lines, but none with a score > 0)."""
 
     folder: Path
     corpus: pa.Table
@@ -84,27 +110,49 @@ class EvalSet:
     query_ids: list[str]
     query_texts: list[str]
     qrels: dict[str, dict[str, int]]
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: str | Path) -> EvalSet:
         corpus, queries, qrels = load_beir(folder)
-        query_ids = [q for q in queries if q in qrels]
-        return cls(
+        answerable = {q for q, docs in qrels.items() if any(score > 0 for score in docs.values())}
+        query_ids = [q for q in queries if q in answerable]
+        skipped = {
+            "queries_without_qrels": sum(q not in qrels for q in queries),
+            "queries_without_relevant_page": sum(q in qrels and q not in answerable for q in queries),
+        }
+        if not query_ids:
+            raise ValueError(
+                f"{Path(folder) / 'qrels.tsv'}: no query has a relevant page (a score > 0), so there is nothing to "
+                f"score (queries judged with scores <= 0 only: {skipped['queries_without_relevant_page']}, without "
+                f"a qrels line: {skipped['queries_without_qrels']}); give each query's relevant pages a positive score"
+            )
+        evalset = cls(
             folder=Path(folder),
             corpus=corpus,
             corpus_ids=[str(i) for i in corpus["id"].to_pylist()],
             query_ids=query_ids,
             query_texts=[queries[q] for q in query_ids],
-            qrels=qrels,
+            qrels={q: qrels[q] for q in query_ids},
+            skipped=skipped,
         )
+        if any(skipped.values()):
+            print(f"{folder}: {evalset}", file=sys.stderr)
+        return evalset
 
     def documents(self, page_input: str, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:
         """Every corpus page as the models read it (read_pages), in corpus_ids order."""
-        return read_pages(self.corpus, page_input, self.folder, ocr_cache, ocr_workers)
+        return read_pages(self.corpus, page_input, corpus_path(self.folder), ocr_cache, ocr_workers)
 
     def relevant(self) -> dict[str, set[str]]:
         """{query id: the ids of its relevant pages (score > 0)}, as sentence-transformers' evaluators take it."""
         return {q: {d for d, score in docs.items() if score > 0} for q, docs in self.qrels.items()}
 
     def __str__(self) -> str:
-        return f"{len(self.query_ids)} queries, {len(self.corpus_ids)} pages"
+        reasons = {
+            "queries_without_qrels": "without a qrels line",
+            "queries_without_relevant_page": "without a relevant page",
+        }
+        skipped = ", ".join(f"{n} {reasons.get(r, r)}" for r, n in self.skipped.items() if n)
+        not_scored = f" (queries not scored: {skipped})" if skipped else ""
+        return f"{len(self.query_ids)} queries, {len(self.corpus_ids)} pages{not_scored}"

@@ -32,10 +32,20 @@ def to_run(
 
 
 def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int) -> np.ndarray:
-    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`."""
+    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`.
+
+    NaN or infinite scores (a reranker whose training diverged) stop here, before any run file or metric."""
+    from vdr.finite import model_name, require_finite
+
     pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
     scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
-    return np.asarray(scores, dtype=np.float64).reshape(candidates.shape)
+    hint = (
+        "it was probably trained with a diverging learning rate: retrain it with a lower "
+        "train_reranker.learning_rate (or, if models.model_kwargs.dtype is float16, it overflowed)"
+    )
+    what = f"the scores of the reranker {model_name(cross_encoder)}"
+    scores = require_finite(np.asarray(scores, dtype=np.float64), what, hint)
+    return scores.reshape(candidates.shape)
 
 
 def fuse(rerank_scores: np.ndarray, retrieval_scores: np.ndarray, weight: float) -> np.ndarray:
@@ -100,8 +110,18 @@ def ir_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]
 
 
 def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
-    """Standard TREC run format: qid Q0 docid rank score tag."""
-    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+    """Standard TREC run format: qid Q0 docid rank score tag. Its columns are separated by whitespace, so an id
+    (or tag) that is empty or holds whitespace is a ValueError naming it and the file, never a garbled line."""
+    names = [("tag", tag)]
+    for query_id, documents in run.items():
+        names += [("query id", query_id)] + [("doc id", doc_id) for doc_id in documents]
+    for what, value in names:
+        if not str(value) or any(character.isspace() for character in str(value)):
+            raise ValueError(
+                f"{path}: {what} {value!r} is empty or contains whitespace, which a TREC run file cannot hold "
+                "(whitespace separates its columns); rename it in the dataset, e.g. with '_' for each space"
+            )
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         for query_id, documents in run.items():
             ranked = sorted(documents.items(), key=lambda item: (-item[1], _reverse_key(item[0])))
             for rank, (doc_id, score) in enumerate(ranked, start=1):
@@ -144,6 +164,11 @@ def rerank_and_score(
     cost (ms per query at top_k) and its fusion weight.
     """
     indices, scores = top
+    if top_k > indices.shape[1]:
+        raise ValueError(
+            f"top_k {top_k}: only {indices.shape[1]} pages are retrieved per query (the corpus size, at most "
+            f"{RUN_DEPTH}), so a reranker cannot reorder {top_k}; lower evaluate.top_k / --top-k"
+        )
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size)
     cost = {

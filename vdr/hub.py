@@ -43,13 +43,49 @@ def push_folder(folder: Path, repo_id: str, private: bool, commit_message: str, 
     """
     from huggingface_hub import HfApi
 
-    api = HfApi(token=hub_token())
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        repo_type="model",
-        commit_message=commit_message,
-        commit_description=commit_description,
-    )
+    token = hub_token()
+    api = HfApi(token=token)
+    step = "creating the repo"
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        step = "uploading the folder"
+        commit = api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="model",
+            commit_message=commit_message,
+            commit_description=commit_description,
+        )
+    except push_errors() as error:
+        source = "from HF_ENDPOINT" if os.environ.get("HF_ENDPOINT") else "the default endpoint"
+        raise RuntimeError(
+            f"publishing model repo '{repo_id}' to {api.endpoint} ({source}) failed while {step}: "
+            f"{server_said(error, token)}; check the network, HF_ENDPOINT, publish.repo_id and that HF_TOKEN "
+            "is a write token for that repo's owner"
+        ) from None
     return commit.commit_url
+
+
+def push_errors() -> tuple[type[BaseException], ...]:
+    """What a failed request to the Hub raises: huggingface_hub's HTTP errors (OSError), the HTTP client's
+    transport errors, requests' errors, and OSError (connection refused, DNS, a file that cannot be read)."""
+    errors: list[type[BaseException]] = [OSError]
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        try:
+            errors.append(getattr(__import__(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def server_said(error: BaseException, token: str) -> str:
+    """The server's status and message (or the connection error), on one line, never with the token in it."""
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    message = getattr(error, "server_message", None) or (str(error).strip().splitlines() or [""])[0]
+    if status is not None:
+        reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None) or ""
+        said = f"the server answered {status} {reason}".rstrip() + (f" ({message.strip()})" if message else "")
+    else:
+        said = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return " ".join(said.replace(token, "<HF_TOKEN>").split())

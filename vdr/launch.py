@@ -16,9 +16,7 @@ import os
 import subprocess
 import sys
 
-
-def inside_distributed_launch() -> bool:
-    return "WORLD_SIZE" in os.environ or "LOCAL_RANK" in os.environ
+from vdr.stage import die_with_parent, inside_distributed_launch
 
 
 def is_main_process() -> bool:
@@ -49,4 +47,5 @@ def relaunch_distributed(num_processes: int) -> None:
         *sys.argv,
     ]
     print("relaunching: " + " ".join(command), flush=True)
-    raise SystemExit(subprocess.call(command, env=env))
+    with subprocess.Popen(command, env=env, preexec_fn=die_with_parent) as launcher:  # torchrun dies with the stage
+        raise SystemExit(launcher.wait())

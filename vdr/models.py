@@ -9,9 +9,13 @@ kept the image bounds asked for, and, with models.page_input: image, that the mo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, as the Hub spells a model id
 
 
 def resolve_model(name: str, key: str = "models") -> str:
@@ -29,6 +33,41 @@ def resolve_model(name: str, key: str = "models") -> str:
     if not path.is_dir():
         raise ValueError(f"{key}: '{name}': the package '{package}' has no folder '{folder}' ({path})")
     return str(path)
+
+
+def check_model_source(name: str, path: str, key: str) -> None:
+    """A model named as a local folder must exist; a bare name (no owner/) is neither a folder nor a Hub id."""
+    if Path(path).exists():
+        return
+    if "/" not in name:
+        raise ValueError(f"{key}: '{name}' is neither a folder nor a Hub model id (owner/name)")
+    if not HUB_ID.match(name):
+        raise ValueError(
+            f"{key}: the model folder '{Path(path).resolve()}' does not exist; "
+            "check the path, or give a Hub model id (owner/name)"
+        )
+
+
+@contextlib.contextmanager
+def from_hub(name: str, path: str, key: str):
+    """Loading a model that is not a local folder: a failure to fetch it from the Hub (offline, no network, an
+    unknown id) becomes one sentence that names the key, the id and the fix."""
+    if Path(path).exists():
+        yield
+        return
+    try:
+        yield
+    except OSError as error:  # huggingface_hub's and transformers' errors (offline, connection, not found)
+        from huggingface_hub import constants
+
+        offline = " with HF_HUB_OFFLINE set" if constants.HF_HUB_OFFLINE else ""
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+        raise OSError(
+            f"{key}: '{name}' is not a local folder ({Path(path).resolve()} does not exist), and the Hub model "
+            f"'{name}' could not be loaded from {constants.ENDPOINT}{offline}: {reason}; give a local model "
+            "folder (or pkg:<package>/<folder>), or connect to the network, unset HF_HUB_OFFLINE and give an "
+            "existing Hub id"
+        ) from None
 
 
 def loading_kwargs(models) -> dict[str, Any]:
@@ -71,11 +110,13 @@ def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, 
 
     kwargs = loading_kwargs(models) if models is not None else {}
     path = resolve_model(name, key)
-    if "/" not in name and not Path(path).exists():
-        raise ValueError(f"{key}: '{name}' is neither a folder nor a Hub model id (owner/name)")
-    model = SentenceTransformer(
-        path, model_kwargs=kwargs.get("model_kwargs") or None, processor_kwargs=kwargs.get("processor_kwargs") or None
-    )
+    check_model_source(name, path, key)
+    with from_hub(name, path, key):
+        model = SentenceTransformer(
+            path,
+            model_kwargs=kwargs.get("model_kwargs") or None,
+            processor_kwargs=kwargs.get("processor_kwargs") or None,
+        )
     _check(model, models, kwargs, key)
     if max_seq_length:
         model.max_seq_length = max_seq_length
@@ -93,10 +134,12 @@ def load_reranker(name: str, models=None, *, max_length: int | None = None, key:
     kwargs = loading_kwargs(models) if models is not None else {}
     model_kwargs, processor_kwargs = kwargs.get("model_kwargs") or None, kwargs.get("processor_kwargs") or None
     path = resolve_model(name, key)
+    check_model_source(name, path, key)
     if not Path(path).is_dir() or _is_cross_encoder(Path(path)):
-        model = CrossEncoder(
-            path, num_labels=1, max_length=max_length, model_kwargs=model_kwargs, processor_kwargs=processor_kwargs
-        )
+        with from_hub(name, path, key):
+            model = CrossEncoder(
+                path, num_labels=1, max_length=max_length, model_kwargs=model_kwargs, processor_kwargs=processor_kwargs
+            )
     else:
         model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
     _check(model, models, kwargs, key)

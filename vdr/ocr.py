@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vdr.images import decode_image
+from vdr.images import decode_image, undecodable
 from vdr.shards import atomic_path
 
 LANGUAGE = "eng"
@@ -83,8 +83,12 @@ def _read(job: tuple[str, bytes]) -> str:
 
     name, image_bytes = job
     try:
-        return pytesseract.image_to_string(decode_image(image_bytes), lang=LANGUAGE).strip()
-    except Exception as error:  # a page that cannot be decoded or read names itself
+        image = decode_image(image_bytes)
+    except Exception as error:  # bytes that are no image, or too large an image: the page and the fix
+        raise RuntimeError(f"OCR of {name} failed: {undecodable(error)}") from None
+    try:
+        return pytesseract.image_to_string(image, lang=LANGUAGE).strip()
+    except Exception as error:  # a page that tesseract cannot read names itself
         raise RuntimeError(f"OCR of {name} failed: {error}") from error
 
 

@@ -1,7 +1,8 @@
 """The typed schema of params.yaml: every stage loads its sections through here.
 
 A typo, a wrong type or an out-of-range value stops the stage with one message that names the key,
-the value found and what is allowed.
+the value found and what is allowed. No number may be infinite or NaN (YAML `.inf`, `.nan`): such a
+parameter can only make training diverge or fail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelKwargs(Section):
@@ -148,7 +149,7 @@ Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (<
 class Training(Section):
     """What both training stages share: the trainer's schedule, precision, logging, checkpoints and processes."""
 
-    epochs: float = Field(gt=0)
+    epochs: float = Field(gt=0, le=1000)  # a fraction trains part of an epoch; the bound catches a runaway value
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0, lt=1)
     warmup_ratio: float = Field(ge=0, le=1)
@@ -261,6 +262,8 @@ def _describe(error: dict) -> str:
         del location[1]  # pydantic names the union member; the user knows it as fetch.source
     if error["type"] == "union_tag_invalid":
         location.append("source")
+    if location[-1:] in (["int"], ["float"]):
+        del location[-1]  # the member of a `int | float` union (save_steps: a count or a fraction)
     key = ".".join(str(part) for part in location)
     if not key:  # a check across sections names its keys itself
         return error["msg"].removeprefix("Value error, ")
@@ -268,6 +271,8 @@ def _describe(error: dict) -> str:
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (a typo?); remove it or check the spelling against params.yaml's sections"
+    elif error["type"] == "finite_number":
+        message = "must be a finite number; YAML .inf and .nan are not allowed"
     elif error["type"] == "missing":
         return f"{key}: missing; add it to params.yaml"
     return f"{key}: {message} (found {value!r})"
@@ -282,5 +287,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        problems = "\n  ".join(_describe(e) for e in error.errors())
+        problems = "\n  ".join(dict.fromkeys(_describe(e) for e in error.errors()))  # once per union member
         raise ParamsError(f"{path}: invalid parameters:\n  {problems}") from None

