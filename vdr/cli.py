@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers)
 
     # 2. Retrieve, scoring every dimension from one encoding pass
-    metrics, top = evaluate_embedder(model, evalset, documents, dims, args.batch_size)
+    metrics, top = evaluate_embedder(model, evalset, documents, dims, args.batch_size, "--dims")
     run, tag = to_run(evalset.query_ids, evalset.corpus_ids, *top), "retrieve"
     result = {
         "model": args.model,

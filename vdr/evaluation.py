@@ -128,7 +128,9 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def evaluate_embedder(model, evalset, documents: list, dims: list[int], batch_size: int):
+def evaluate_embedder(
+    model, evalset, documents: list, dims: list[int], batch_size: int, dims_key: str = "evaluate.dims"
+):
     """Metrics at full size and at each Matryoshka dimension from ONE encoding pass, and the full-size search.
 
     `documents`: evalset.documents(page_input), what the model reads of each page.
@@ -136,16 +138,18 @@ def evaluate_embedder(model, evalset, documents: list, dims: list[int], batch_si
     """
     query_embeddings = encode_queries(model, evalset.query_texts, batch_size)
     document_embeddings = encode_documents(model, documents, batch_size)
-    return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims)
+    return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims, dims_key)
 
 
-def evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims: list[int]):
+def evaluate_embeddings(
+    query_embeddings, document_embeddings, evalset, dims: list[int], dims_key: str = "evaluate.dims"
+):
     """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated and
     renormalised)."""
     full = query_embeddings.shape[1]
     too_large = [d for d in dims if d > full]
     if too_large:
-        raise ValueError(f"evaluate.dims: {too_large} exceed the model's embedding size {full}")
+        raise ValueError(f"{dims_key}: {too_large} exceed the model's embedding size {full}; lower them")
     results, searches = {}, {}
     for dim in sorted({full, *dims}, reverse=True):
         indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)

@@ -275,6 +275,8 @@ def _describe(error: dict) -> str:
         message = "must be a finite number; YAML .inf and .nan are not allowed"
     elif error["type"] == "missing":
         return f"{key}: missing; add it to params.yaml"
+    elif error["type"] == "value_error":  # a check across the keys of one section names them itself
+        return f"{key}: {message.removeprefix('Value error, ')}"
     return f"{key}: {message} (found {value!r})"
 
 

@@ -120,7 +120,8 @@ def one_sentence_errors(name: str):
     except USER_ERRORS as error:
         if os.environ.get("VDR_TRACEBACK"):
             raise
-        raise SystemExit(f"{name}: {error}\n(the full traceback: VDR_TRACEBACK=1)") from None
+        message = str(error) if str(error).startswith(f"{name}:") else f"{name}: {error}"
+        raise SystemExit(f"{message}\n(the full traceback: VDR_TRACEBACK=1)") from None
 
 
 @contextlib.contextmanager

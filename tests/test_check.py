@@ -1,0 +1,80 @@
+"""The check stage: the whole params.yaml and the environment, before any stage's outputs are removed."""
+
+import json
+
+import pytest
+import yaml
+
+import stages.check
+from stages.check import PASSED, Paths, main
+from tests.conftest import REPO
+from vdr.ocr import TesseractMissingError
+from vdr.params import ParamsError
+
+
+def params_file(tmp_path, mutate=lambda p: None):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    mutate(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path / "params.yaml"
+
+
+def test_the_committed_params_pass_with_a_constant_marker(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    main(Paths(params=params_file(tmp_path), output=tmp_path / "check.json"))
+    assert json.loads((tmp_path / "check.json").read_text()) == PASSED
+
+
+def test_a_misspelled_section_stops_the_check(tmp_path):
+    with pytest.raises(ParamsError, match="trian_embedder: unknown key"):
+        main(Paths(params=params_file(tmp_path, lambda p: p.update(trian_embedder={})), output=tmp_path / "c.json"))
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_missing_model_folder_is_named(tmp_path):
+    missing = str(tmp_path / "no-model")
+    with pytest.raises(FileNotFoundError, match=r"models.embedder: '.*no-model' is not a folder that exists"):
+        main(
+            Paths(params=params_file(tmp_path, lambda p: p["models"].update(embedder=missing)), output=tmp_path / "c")
+        )
+
+
+def test_a_model_wheel_that_is_not_installed_is_named(tmp_path):
+    with pytest.raises(ValueError, match="models.reranker: 'pkg:no_such_wheel/model' names the Python package"):
+        main(
+            Paths(
+                params=params_file(tmp_path, lambda p: p["models"].update(reranker="pkg:no_such_wheel/model")),
+                output=tmp_path / "c",
+            )
+        )
+
+
+def test_flash_attention_without_a_gpu_is_named(tmp_path):
+    def flash(params):
+        params["models"]["model_kwargs"] = {"attn_implementation": "flash_attention_2"}
+
+    with pytest.raises(ValueError, match="flash_attention_2 needs a CUDA GPU and the flash-attn package"):
+        main(Paths(params=params_file(tmp_path, flash), output=tmp_path / "c"))
+
+
+def test_a_push_needs_the_token_in_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    push = params_file(tmp_path, lambda p: p["publish"].update(push=True, repo_id="org/name"))
+    with pytest.raises(PermissionError, match="HF_TOKEN is not set"):
+        main(Paths(params=push, output=tmp_path / "c"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    main(Paths(params=push, output=tmp_path / "c"))
+    assert "hf_test_token" not in (tmp_path / "c").read_text()
+
+
+def test_a_text_model_on_screenshots_needs_tesseract(tmp_path, monkeypatch):
+    def screenshots(params):
+        params["fetch"] = {"source": "local", "path": str(tmp_path)}
+
+    def no_tesseract():
+        raise TesseractMissingError("OCR of page images needs the tesseract binary")
+
+    monkeypatch.setattr(stages.check, "tesseract_version", no_tesseract)
+    with pytest.raises(TesseractMissingError, match="needs the tesseract binary"):
+        main(Paths(params=params_file(tmp_path, screenshots), output=tmp_path / "c"))
+    main(Paths(params=params_file(tmp_path), output=tmp_path / "c"))  # text-layer pages need no OCR
