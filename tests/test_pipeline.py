@@ -8,26 +8,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, stage_environment
-from tests.support.repo import make_tiny_repo, ran_stages, run
+from tests.support.repo import STAGES, make_tiny_repo, ran_stages, run
 from vdr.evalset import EvalSet
 from vdr.evaluation import evaluate_embedder
 from vdr.models import load_embedder
 from vdr.params import load_params
 
 pytestmark = pytest.mark.slow
-
-ALL_STAGES = {
-    "check",
-    "fetch",
-    "render",
-    "embed_base",
-    "mine",
-    "train_embedder",
-    "mine_reranker",
-    "train_reranker",
-    "evaluate",
-    "publish",
-}
 
 
 def snapshot(repo):
@@ -56,7 +43,7 @@ def first_run(tmp_path_factory):
 
 def test_pipeline_end_to_end(first_run, stage_env):
     repo, output, _ = first_run
-    assert ran_stages(output) == ALL_STAGES
+    assert ran_stages(output) == set(STAGES)
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for system in ("base", "finetuned", "finetuned+reranker", "finetuned+reranker_only"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0

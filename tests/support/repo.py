@@ -16,6 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("dvc.yaml", "requirements.lock", ".gitignore", ".dvcignore")
 PROJECT_FOLDERS = ("stages", "vdr")
+STAGES = tuple(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])  # every stage, in dvc.yaml order
 
 # the cpu profile on a tiny slice: every stage runs in seconds
 TINY = {
