@@ -127,3 +127,27 @@ def test_a_code_change_discards_the_checkpoints(tmp_path, monkeypatch):
     (tmp_path / "vdr" / "helper.py").write_text("LEARNING = 2\n")  # a library change the stage imports
     assert checkpoints().resume is None
     assert not (tmp_path / "ckpt" / "checkpoint-2").exists()
+
+
+def test_a_stage_run_by_hand_survives_its_shell(tmp_path, stage_env):
+    """Outside DVC (no DVC_STAGE) a stage is the user's process: `nohup python stages/x.py &` outlives the shell."""
+    (tmp_path / "hold.py").write_text(
+        "import os, time\nfrom vdr.stage import stage_process\nwith stage_process('by_hand'):\n"
+        "    open('pid', 'w').write(str(os.getpid()))\n    time.sleep(60)\n"
+    )
+    hold = str(tmp_path / "hold.py")
+    spawn = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, {hold!r}])\ntime.sleep(60)"
+    env = {k: v for k, v in stage_env.items() if k != "DVC_STAGE"}
+    parent = subprocess.Popen([sys.executable, "-c", spawn], cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+        assert time.monotonic() < deadline, "the stage did not start"
+        time.sleep(0.1)
+    stage_pid = int((tmp_path / "pid").read_text())
+    parent.kill()
+    parent.wait()
+    time.sleep(1)
+    try:
+        assert alive(stage_pid), "a stage started by hand ended with its parent"
+    finally:
+        os.kill(stage_pid, signal.SIGKILL)

@@ -13,9 +13,9 @@ Each field becomes an option (`output` -> `--output`, `ocr_cache` -> `--ocr-cach
 its help text (and choices) from `field(metadata={"help": ..., "choices": ...})`. Tests call `main(Paths(...))`.
 
 `stage_process(name)` makes a stage one process that cannot run twice or outlive `dvc`: it holds an
-exclusive lock for the stage (a second copy stops at once, naming the first one's pid), and on Linux it
-asks the kernel to send it SIGTERM when its parent (`dvc repro`) dies, so a killed `dvc` leaves no stage
-running orphaned on the outputs the next `dvc repro` will write.
+exclusive lock for the stage (a second copy stops at once, naming the first one's pid), and when DVC
+started it (DVC sets DVC_STAGE) it asks the kernel, on Linux, to send it SIGTERM when its parent (`dvc`)
+dies, so a killed `dvc` leaves no stage running orphaned on the outputs the next `dvc repro` will write.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def lock_folder() -> Path:
 def stage_process(name: str):
     """Run the body as the one process of stage `name`: it dies with its parent, never runs twice at once, and
     stops on bad input with its one-sentence message instead of a traceback (VDR_TRACEBACK=1 shows it)."""
-    die_with_parent()
+    if "DVC_STAGE" in os.environ:  # started by `dvc repro` / `dvc exp run`: end with it (a shell's nohup still works)
+        die_with_parent()
     with one_sentence_errors(name):
         if inside_distributed_launch():
             yield
