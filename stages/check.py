@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.hub import hub_token
-from vdr.models import loading_kwargs, resolve_model
+from vdr.models import check_model_source, loading_kwargs, resolve_model
 from vdr.ocr import tesseract_version
 from vdr.params import load_params
 from vdr.shards import write_json
@@ -41,12 +41,7 @@ def check_models(params) -> None:
     for key in ("embedder", "reranker"):
         name = getattr(params.models, key)
         path = resolve_model(name, f"models.{key}")  # a `pkg:` model's wheel must be installed
-        looks_local = name.startswith(("pkg:", ".", "/", "~")) or name.count("/") != 1
-        if looks_local and not Path(path).expanduser().exists():
-            raise FileNotFoundError(
-                f"models.{key}: '{name}' is not a folder that exists ({Path(path).expanduser().resolve()}) "
-                "nor a Hub model id (owner/name); fix the path"
-            )
+        check_model_source(name, path, f"models.{key}")  # a local folder must exist, as the loaders check
     loading_kwargs(params.models)  # flash_attention_2 without a GPU or flash-attn stops here
 
 

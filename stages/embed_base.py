@@ -37,7 +37,6 @@ def main(paths: Paths) -> None:
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
-    print(evalset)
 
     # 2. The base embedder, one encoding pass at full size
     model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)

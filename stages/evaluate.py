@@ -20,7 +20,14 @@ from pathlib import Path
 
 from vdr.embeddings import encoding_settings, load_embeddings
 from vdr.evalset import EvalSet
-from vdr.evaluation import RUN_DEPTH, evaluate_embedder, evaluate_embeddings, rerank_and_score, to_run, write_trec_run
+from vdr.evaluation import (
+    check_rerank_depth,
+    evaluate_embedder,
+    evaluate_embeddings,
+    rerank_and_score,
+    to_run,
+    write_trec_run,
+)
 from vdr.models import load_embedder, load_reranker
 from vdr.params import load_params
 from vdr.plots import ndcg_by_dimension_svg
@@ -48,13 +55,8 @@ def main(paths: Paths) -> None:
     params = load_params(paths.params)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
-    if evaluate.top_k > min(len(evalset.corpus_ids), RUN_DEPTH):  # before any encoding: the report must not claim it
-        raise ValueError(
-            f"evaluate.top_k: {evaluate.top_k} pages to rerank, but each query retrieves "
-            f"{min(len(evalset.corpus_ids), RUN_DEPTH)} ({len(evalset.corpus_ids)} pages in {paths.dataset}); lower it"
-        )
+    check_rerank_depth(evaluate.top_k, len(evalset.corpus_ids), "evaluate.top_k")  # before any encoding
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
-    print(evalset)
 
     # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
     metrics, top = {}, {}

@@ -33,7 +33,9 @@ def test_a_misspelled_section_stops_the_check(tmp_path):
 
 def test_a_missing_model_folder_is_named(tmp_path):
     missing = str(tmp_path / "no-model")
-    with pytest.raises(FileNotFoundError, match=r"models.embedder: '.*no-model' is not a folder that exists"):
+    with pytest.raises(
+        ValueError, match=r"models.embedder: the model folder '.*no-model' does not exist; check the path"
+    ):
         main(
             Paths(params=params_file(tmp_path, lambda p: p["models"].update(embedder=missing)), output=tmp_path / "c")
         )

@@ -88,7 +88,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.reranker:
         cross_encoder = load_reranker(args.reranker, key="--reranker")
         scored, runs = rerank_and_score(
-            cross_encoder, evalset, documents, top, args.top_k, args.fusion_weight, args.batch_size, "rerank"
+            cross_encoder,
+            evalset,
+            documents,
+            top,
+            args.top_k,
+            args.fusion_weight,
+            args.batch_size,
+            "rerank",
+            "--top-k",
         )
         run, tag = runs["rerank"], "rerank"
         result["reranked"] = {**scored["rerank"], "reranker": args.reranker}

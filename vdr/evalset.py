@@ -136,8 +136,7 @@ class EvalSet:
             qrels={q: qrels[q] for q in query_ids},
             skipped=skipped,
         )
-        if any(skipped.values()):
-            print(f"{folder}: {evalset}", file=sys.stderr)
+        print(f"{folder}: {evalset}", file=sys.stderr)  # the one report of the set, with any queries not scored
         return evalset
 
     def documents(self, page_input: str, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:

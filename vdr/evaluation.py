@@ -158,8 +158,26 @@ def evaluate_embeddings(
     return {**results[str(full)], "dims": results}, searches[full]
 
 
+def check_rerank_depth(top_k: int, num_pages: int, key: str) -> None:
+    """A reranker reorders each query's retrieved pages: at most RUN_DEPTH, and never more than the corpus holds."""
+    retrieved = min(num_pages, RUN_DEPTH)
+    if top_k > retrieved:
+        raise ValueError(
+            f"{key}: {top_k} pages to rerank, but each query retrieves {retrieved} ({num_pages} pages in the "
+            f"corpus, at most {RUN_DEPTH} kept per query); lower it"
+        )
+
+
 def rerank_and_score(
-    cross_encoder, evalset, documents: list, top: tuple, top_k: int, fusion_weight: float, batch_size: int, name: str
+    cross_encoder,
+    evalset,
+    documents: list,
+    top: tuple,
+    top_k: int,
+    fusion_weight: float,
+    batch_size: int,
+    name: str,
+    key: str = "evaluate.top_k",
 ):
     """Rerank each query's top_k pages of `top` (an embedder's (indices, scores)) with the cross-encoder.
 
@@ -168,11 +186,7 @@ def rerank_and_score(
     cost (ms per query at top_k) and its fusion weight.
     """
     indices, scores = top
-    if top_k > indices.shape[1]:
-        raise ValueError(
-            f"top_k {top_k}: only {indices.shape[1]} pages are retrieved per query (the corpus size, at most "
-            f"{RUN_DEPTH}), so a reranker cannot reorder {top_k}; lower evaluate.top_k / --top-k"
-        )
+    check_rerank_depth(top_k, len(evalset.corpus_ids), key)
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size)
     cost = {
