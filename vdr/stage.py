@@ -14,8 +14,11 @@ its help text (and choices) from `field(metadata={"help": ..., "choices": ...})`
 
 `stage_process(name)` makes a stage one process that cannot run twice or outlive `dvc`: it holds an
 exclusive lock for the stage (a second copy stops at once, naming the first one's pid), and when DVC
-started it (DVC sets DVC_STAGE) it asks the kernel, on Linux, to send it SIGTERM when its parent (`dvc`)
-dies, so a killed `dvc` leaves no stage running orphaned on the outputs the next `dvc repro` will write.
+started it (DVC sets DVC_STAGE) it ends with SIGTERM, on Linux, when `dvc` dies, so a killed `dvc` leaves no
+stage running orphaned on the outputs the next `dvc repro` will write. `dvc` runs a stage's cmd through
+`$SHELL -c`; bash replaces itself with the command, /bin/sh (dash) stays between them, so the stage watches
+the nearest ancestor that is not a shell: the kernel's parent-death signal when that is its parent, else a
+thread waiting on the ancestor's pidfd.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import dataclasses
 import fcntl
 import hashlib
 import os
+import select
 import signal
 import sys
 import tempfile
+import threading
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +94,52 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "busybox"}
+
+
+def _comm_and_parent(pid: int) -> tuple[str, int]:
+    """A process's name and parent pid, from /proc/PID/stat (the name may hold spaces and parentheses)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return name, int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def die_with_dvc() -> None:
+    """SIGTERM when the process that ran our command dies: the parent, or above the shells between us (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    die_with_parent()  # also covers a shell in between being killed
+    try:
+        watched, shell = os.getppid(), None
+        name, grandparent = _comm_and_parent(watched)
+        while name in SHELLS and watched > 1:
+            shell, watched = watched, grandparent
+            name, grandparent = _comm_and_parent(watched)
+    except (OSError, ValueError, IndexError):  # a process ended while we looked, or no /proc
+        return
+    if shell is None:
+        return  # the parent itself is watched by the kernel
+    if watched <= 1:  # dvc died before we looked; the shell was handed to init
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    try:
+        handle = os.pidfd_open(watched)
+    except (OSError, AttributeError):  # gone already, or a kernel older than 5.3
+        return
+    try:
+        still_there = _comm_and_parent(shell)[1] == watched
+    except (OSError, ValueError, IndexError):
+        still_there = False
+    if not still_there:  # it died between the walk and pidfd_open
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def wait_for_exit():
+        select.select([handle], [], [])  # a pidfd becomes readable when its process ends
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait_for_exit, name="die-with-dvc", daemon=True).start()
+
+
 def lock_folder() -> Path:
     """.dvc/tmp in a DVC repository (the stage runs from its root); else a folder per working directory."""
     if Path(".dvc").is_dir():
@@ -101,7 +152,7 @@ def stage_process(name: str):
     """Run the body as the one process of stage `name`: it dies with its parent, never runs twice at once, and
     stops on bad input with its one-sentence message instead of a traceback (VDR_TRACEBACK=1 shows it)."""
     if "DVC_STAGE" in os.environ:  # started by `dvc repro` / `dvc exp run`: end with it (a shell's nohup still works)
-        die_with_parent()
+        die_with_dvc()
     with one_sentence_errors(name):
         if inside_distributed_launch():
             yield
