@@ -1,7 +1,8 @@
 """GPU check of the `blog` profile, in under 8 minutes on one GPU.
 
-    python benchmarks/gpu_check.py                 # both parts
+    python benchmarks/gpu_check.py                 # every part
     python benchmarks/gpu_check.py --steps 24      # more steps for part 2
+    python benchmarks/gpu_check.py --device cpu    # every code path on the CPU, the architecture scaled down
 
 1. The tiny blog pipeline in bf16 on the GPU: a tiny random Qwen3-VL (tests/support/tiny_vlm.py) on a synthetic
    dataset in the Hub layout through the real stages (fetch from a local folder, render, mine given,
@@ -12,12 +13,17 @@
    bf16 weights + bf16, NO_DUPLICATES_HASHED, page images bounded to 784..360,000 pixels. Prints one
    summary line and the projected time of the full recipe (10,000 triplets, one epoch, plus the
    evaluator runs). A step budget (--budget-s) keeps it inside the time limit.
-Without a CUDA GPU it says so and exits 0.
+3. Encoding throughput: pages per second on each visible device, batch 1 and batch 8.
+Without a CUDA GPU it says so and exits 0. `--device cpu` runs the same code with the published architecture
+scaled down (hidden size 64, 2 layers, a 2-block vision tower; SMOKE below) and two steps of batch 4, so a bug
+in this script shows on the CPU (tests/test_gpu_check.py, part of the default test command), not in GPU minutes;
+its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import shlex
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -75,17 +82,82 @@ RECIPE = {
     "eval_queries": 300,
     "eval_pages": 1_500,
 }  # eval: before, 10 during, after
-DEVICE = "cuda"
-PAGE_SIZE = (850, 1100)  # a letter page at 100 dpi; the processor bounds it to at most 360,000 pixels
 
 
-def attention() -> str:
+def scaled_down(architecture: dict) -> dict:
+    """The same architecture (attention layout, interleaved mRoPE, deepstack, tied embeddings) at toy size."""
+    small = copy.deepcopy(architecture)
+    small["text_config"].pop("vocab_size")  # the tokenizer's
+    small["text_config"].update(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+    )
+    small["text_config"]["rope_parameters"]["mrope_section"] = [2, 3, 3]  # sums to head_dim / 2
+    small["vision_config"].update(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        out_hidden_size=64,
+        num_position_embeddings=64,
+        deepstack_visual_indexes=[0, 1],
+    )
+    return small
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What part 2 and 3 build and feed: the recipe on a GPU, a toy of it on the CPU."""
+
+    architecture: dict
+    batch_size: int
+    matryoshka_dims: list
+    page_size: tuple[int, int]
+    max_pixels: int
+
+
+RECIPE_SCALE = Scale(ARCHITECTURE, RECIPE["batch_size"], [2048, 1536, 1024, 512, 256, 128, 64], (850, 1100), 360000)
+SMOKE = Scale(scaled_down(ARCHITECTURE), 4, [64, 32], (160, 208), 64 * 64 * 4)
+MIN_PIXELS = 784
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_peak_memory(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_gib(device: str) -> float:
+    """Peak GPU memory allocated since the last reset; on the CPU the process's peak RSS (never reset)."""
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def attention(device: str) -> str:
     import importlib.util
 
-    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    return "flash_attention_2" if device == "cuda" and importlib.util.find_spec("flash_attn") else "sdpa"
 
 
-def tiny_pipeline(workdir: Path) -> float:
+def tiny_pipeline(workdir: Path, device: str) -> float:
     """Part 1: the real stages, in order, with the tiny blog params in bf16; returns the total seconds."""
     from tests.support.tiny_vlm import build, synthetic_dataset, tiny_blog_params
     from vdr.profiles import compose
@@ -95,9 +167,11 @@ def tiny_pipeline(workdir: Path) -> float:
     embedder, reranker = build(workdir / "tiny")
     synthetic_dataset(workdir / "dataset")
     params = tiny_blog_params(compose("blog"), str(embedder), str(reranker), "dataset", bf16=True)
-    params["models"]["model_kwargs"]["attn_implementation"] = attention()
+    params["models"]["model_kwargs"]["attn_implementation"] = attention(device)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(workdir))
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     total = 0.0
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage, spec in pipeline.items():  # dvc.yaml lists the stages in an order that runs, with their commands
@@ -108,70 +182,81 @@ def tiny_pipeline(workdir: Path) -> float:
         total += seconds
         print(f"  {stage:<15}{seconds:7.1f} s", flush=True)
         if result.returncode != 0:
-            raise SystemExit(f"stage {stage} failed on the GPU:\n{result.stderr[-4000:]}")
+            raise SystemExit(f"stage {stage} failed on the {device}:\n{result.stderr[-4000:]}")
     print("  " + (workdir / "reports/results.md").read_text().replace("\n", "\n  "))
     return total
 
 
-def pages(count: int, offset: int):
+def pages(scale: Scale, count: int, offset: int):
     from tests.support.tiny_vlm import page_image
 
-    return [page_image(offset + n, *PAGE_SIZE) for n in range(count)]
+    return [page_image(offset + n, *scale.page_size) for n in range(count)]
 
 
-def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
-    """Part 2: the recipe's training step on a random model of the published architecture."""
+def random_model(workdir: Path, scale: Scale, device: str) -> Path:
+    """A randomly initialised model of `scale.architecture`, bf16, saved with the Qwen2-VL image processor at the
+    recipe's pixel bounds (nothing is downloaded)."""
     import torch
-    from datasets import Dataset, Features, Image, Value
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import Qwen3VLModel, TrainerCallback
+    from transformers import Qwen3VLModel
 
     from tests.support.tiny_vlm import build_config, build_processor, build_tokenizer
 
-    # a random model with the published architecture, saved with the Qwen2-VL image processor at the recipe's bounds
     tokenizer = build_tokenizer()
-    processor = build_processor(tokenizer, min_pixels=784, max_pixels=360000)
-    config = build_config(tokenizer, ARCHITECTURE)
-    folder = workdir / "qwen3-vl-2b-random"
-    with torch.device(DEVICE):
-        Qwen3VLModel(config).to(torch.bfloat16).save_pretrained(folder)
+    processor = build_processor(tokenizer, min_pixels=MIN_PIXELS, max_pixels=scale.max_pixels)
+    folder = workdir / "qwen3-vl-random"
+    with torch.device(device):
+        Qwen3VLModel(build_config(tokenizer, scale.architecture)).to(torch.bfloat16).save_pretrained(folder)
     processor.save_pretrained(folder)
-    torch.cuda.empty_cache()
-    transformer = Transformer(str(folder), model_kwargs={"dtype": "bfloat16", "attn_implementation": attention()})
-    model = SentenceTransformer(
-        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()], device=DEVICE
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return folder
+
+
+def load_embedder(folder: Path, device: str):
+    """The published embedder's module stack: Transformer -> last-token Pooling -> Normalize, bf16 weights."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    kwargs = {"dtype": "bfloat16", "attn_implementation": attention(device.split(":")[0])}
+    transformer = Transformer(str(folder), model_kwargs=kwargs)
+    return SentenceTransformer(
+        modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()], device=device
     )
+
+
+def throughput(workdir: Path, folder: Path, scale: Scale, device: str, steps: int, budget_s: float) -> dict:
+    """Part 2: the recipe's training step on a random model of the published architecture."""
+    from datasets import Dataset, Features, Image, Value
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
+    from transformers import TrainerCallback
+
+    model = load_embedder(folder, device)
     print(
-        f"  random model: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, "
+        f"  random model: {sum(p.numel() for p in model.parameters()) / 1e9:.3f} B parameters, "
         f"embedding size {model.get_embedding_dimension()}"
     )
 
-    rows = RECIPE["batch_size"] * steps
+    rows = scale.batch_size * steps
     features = Features({"anchor": Value("string"), "positive": Image(), "negative": Image()})
     data = Dataset.from_dict(
         {
             "anchor": [f"what does report {n} say?" for n in range(rows)],
-            "positive": pages(rows, 0),
-            "negative": pages(rows, 100_000),
+            "positive": pages(scale, rows, 0),
+            "negative": pages(scale, rows, 100_000),
         },
         features=features,
     )
     loss = MatryoshkaLoss(
         model,
         CachedMultipleNegativesRankingLoss(model, mini_batch_size=1),
-        matryoshka_dims=[2048, 1536, 1024, 512, 256, 128, 64],
+        matryoshka_dims=scale.matryoshka_dims,
     )
     args = SentenceTransformerTrainingArguments(
         output_dir=str(workdir / "checkpoints"),
         max_steps=steps,
-        per_device_train_batch_size=RECIPE["batch_size"],
+        per_device_train_batch_size=scale.batch_size,
         learning_rate=2e-5,
         warmup_ratio=0.1,
         bf16=True,
@@ -180,7 +265,7 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
         save_strategy="no",
         report_to="none",
         seed=42,
-        use_cpu=DEVICE == "cpu",  # only for smoke-testing this script without a GPU
+        use_cpu=device == "cpu",
     )
 
     class Clock(TrainerCallback):
@@ -188,34 +273,51 @@ def throughput(workdir: Path, steps: int, budget_s: float) -> dict:
             self.times, self.started = [], time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
+            synchronize(device)
             self.times.append(time.perf_counter())
             if self.times[-1] - self.started > budget_s and len(self.times) >= 4:
                 control.should_training_stop = True
 
     clock = Clock()
-    torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory(device)
     SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[clock]).train()
     measured = clock.times[2:] if len(clock.times) > 3 else clock.times  # the first steps warm up kernels and caches
-    step_s = (measured[-1] - measured[0]) / max(len(measured) - 1, 1)
-    peak_gib = torch.cuda.max_memory_allocated() / 2**30
-
-    # evaluation cost: page images encoded at the evaluator's batch size 1
-    model.eval()
-    sample = pages(16, 200_000)
-    model.encode_document(sample[:2], batch_size=1)
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    model.encode_document(sample, batch_size=1)
-    torch.cuda.synchronize()
-    page_s = (time.perf_counter() - started) / len(sample)
+    if len(measured) > 1:
+        step_s = (measured[-1] - measured[0]) / (len(measured) - 1)
+    else:  # one step: timed from the start
+        step_s = measured[0] - clock.started
     return {
         "steps": len(clock.times),
         "step_s": step_s,
-        "samples_per_s": RECIPE["batch_size"] / step_s,
-        "peak_gib": peak_gib,
-        "page_encode_s": page_s,
+        "samples_per_s": scale.batch_size / step_s,
+        "peak_gib": peak_memory_gib(device),
     }
+
+
+def visible_devices(device: str) -> list[str]:
+    import torch
+
+    return [f"cuda:{n}" for n in range(torch.cuda.device_count())] if device == "cuda" else ["cpu"]
+
+
+def encoding(folder: Path, scale: Scale, device: str, count: int = 16) -> dict[str, dict[int, float]]:
+    """Part 3: seconds per page image encoded on each visible device, at batch 1 (the evaluator's) and 8."""
+    sample = pages(scale, count, 200_000)
+    seconds = {}
+    for name in visible_devices(device):
+        model = load_embedder(folder, name)
+        model.eval()
+        seconds[name] = {}
+        for batch_size in (1, 8):
+            model.encode_document(sample[:batch_size], batch_size=batch_size)  # warm up kernels
+            synchronize(device)
+            started = time.perf_counter()
+            model.encode_document(sample, batch_size=batch_size)
+            synchronize(device)
+            seconds[name][batch_size] = (time.perf_counter() - started) / len(sample)
+            print(f"  {name} batch {batch_size}: {1 / seconds[name][batch_size]:.1f} pages/s", flush=True)
+        del model
+    return seconds
 
 
 def main() -> int:
@@ -223,35 +325,49 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=16, help="training steps measured in part 2 (batch 64 each)")
     parser.add_argument("--budget-s", type=float, default=150, help="stop part 2's training after this many seconds")
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cpu: every code path with the architecture scaled down (a test of this script, not a measurement)",
+    )
     args = parser.parse_args()
 
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA GPU on this machine; nothing to check (run it on a GPU machine)")
         return 0
-    device = torch.cuda.get_device_name(0)
-    print(f"gpu_check on {device} (attention: {attention()})")
+    device, scale = args.device, RECIPE_SCALE if args.device == "cuda" else SMOKE
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (scaled-down architecture)"
+    print(f"gpu_check on {name} (attention: {attention(device)})")
     with tempfile.TemporaryDirectory(prefix="vdr-gpu-check-") as temporary:
         workdir = Path(temporary)
         if not args.skip_pipeline:
-            print("1. tiny blog pipeline, bf16 on the GPU")
+            print(f"1. tiny blog pipeline, bf16 on the {device}")
             (workdir / "pipeline").mkdir()
-            pipeline_s = tiny_pipeline(workdir / "pipeline")
+            pipeline_s = tiny_pipeline(workdir / "pipeline", device)
             print(f"  all stages: {pipeline_s:.0f} s")
-        print(f"2. recipe step on a random Qwen3-VL-Embedding-2B-shaped model ({args.steps} steps of 64)")
-        result = throughput(workdir, args.steps, args.budget_s)
+        folder = random_model(workdir, scale, device)
+        print(
+            f"2. recipe step on a random Qwen3-VL-Embedding-2B-shaped model ({args.steps} steps of {scale.batch_size})"
+        )
+        result = throughput(workdir, folder, scale, device, args.steps, args.budget_s)
+        print("3. page encoding throughput per device")
+        encode_s = encoding(folder, scale, device)
 
+    page_s = next(iter(encode_s.values()))[1]
     steps_per_epoch = math.ceil(RECIPE["train_rows"] / RECIPE["batch_size"])
     train_h = steps_per_epoch * result["step_s"] / 3600
     eval_h = (
-        RECIPE["eval_runs"] * (RECIPE["eval_pages"] + RECIPE["eval_queries"]) * result["page_encode_s"] / 3600
+        RECIPE["eval_runs"] * (RECIPE["eval_pages"] + RECIPE["eval_queries"]) * page_s / 3600
     )  # queries counted as pages: an upper bound
+    per_device = ", ".join(f"{device_name} {1 / s[8]:.1f}" for device_name, s in encode_s.items())
     print(
-        f"gpu_check: {device}: {result['samples_per_s']:.2f} samples/s "
-        f"({result['step_s']:.1f} s/step of 64 over {result['steps']} steps), "
-        f"peak GPU memory {result['peak_gib']:.1f} GiB, "
-        f"page encode {result['page_encode_s'] * 1000:.0f} ms at batch 1; "
+        f"gpu_check: {name}: {result['samples_per_s']:.2f} samples/s "
+        f"({result['step_s']:.1f} s/step of {scale.batch_size} over {result['steps']} steps), "
+        f"peak memory {result['peak_gib']:.1f} GiB, "
+        f"page encode {page_s * 1000:.0f} ms at batch 1, pages/s at batch 8: {per_device}; "
         f"projected full recipe: {steps_per_epoch} steps = {train_h:.2f} h training + "
         f"{eval_h:.2f} h evaluator runs = {train_h + eval_h:.2f} h"
     )
