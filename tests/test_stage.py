@@ -112,7 +112,8 @@ def test_stage_options_come_from_the_dataclass():
 
 
 def test_a_code_change_discards_the_checkpoints(tmp_path, monkeypatch):
-    """The resume fingerprint covers the stage script and every project module it imports, as its dvc.yaml deps do."""
+    """The resume fingerprint covers the stage script, every project module it imports and requirements.lock, as
+    its dvc.yaml deps do."""
     (tmp_path / "stages").mkdir()
     (tmp_path / "vdr").mkdir()
     (tmp_path / "vdr" / "__init__.py").write_text("")
@@ -132,6 +133,13 @@ def test_a_code_change_discards_the_checkpoints(tmp_path, monkeypatch):
     (tmp_path / "vdr" / "helper.py").write_text("LEARNING = 2\n")  # a library change the stage imports
     assert checkpoints().resume is None
     assert not (tmp_path / "ckpt" / "checkpoint-2").exists()
+    checkpoints()
+    (tmp_path / "ckpt" / "checkpoint-4").mkdir()
+    (tmp_path / "ckpt" / "checkpoint-4" / "complete").write_text("step 4\n")
+    assert checkpoints().resume.endswith("checkpoint-4")
+    (tmp_path / "requirements.lock").write_text("torch==2.15.0\n")  # a library upgrade
+    assert checkpoints().resume is None
+    assert not (tmp_path / "ckpt" / "checkpoint-4").exists()
 
 
 def test_a_stage_run_by_hand_survives_its_shell(tmp_path, stage_env):
