@@ -184,3 +184,30 @@ def test_an_empty_query_is_skipped_and_counted_when_params_allow(tmp_path):
         and list(qrels) == ["0"]
         and len(documents) == 10
     )
+
+
+def test_no_training_rows_stop_render_naming_the_file(tmp_path):
+    raw = raw_folder(tmp_path / "raw")
+    table = pq.read_table(raw / "train.parquet")
+    pq.write_table(table.slice(0, 0), raw / "train.parquet")
+    with pytest.raises(ValueError, match=r"train.parquet: no training rows"):
+        render(tmp_path, raw)
+    assert not (tmp_path / "pages").exists()
+
+
+def test_mined_triplets_without_a_column_stop_train_embedder_naming_file_and_column(tmp_path):
+    import stages.train_embedder
+
+    (tmp_path / "mined").mkdir()
+    pq.write_table(pa.table({"query": ["q"], "positive": ["a page"]}), tmp_path / "mined" / "train.parquet")
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    paths = stages.train_embedder.Paths(
+        params=tmp_path / "params.yaml",
+        mined=tmp_path / "mined",
+        output=tmp_path / "embedder",
+        checkpoints=tmp_path / "checkpoints",
+        live=tmp_path / "live",
+    )
+    with pytest.raises(ValueError, match=r"mined/train.parquet.*negative_1"):
+        stages.train_embedder.main(paths)
+    assert not (tmp_path / "embedder").exists()
