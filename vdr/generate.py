@@ -1,0 +1,307 @@
+"""Queries for pages that have none: a vision-language model is shown each page and asked for the questions a
+user would type that this page answers (the reference dataset's queries were written this way).
+
+    chat = OpenAIChat(base_url="http://localhost:8000/v1", model="Qwen/Qwen3-VL-8B-Instruct")
+    settings = Settings(model=chat.model, queries_per_page=2)
+    generated = generate_queries(pages, chat, settings, ResponseCache(Path(".cache/generate")), concurrency=4)
+    kept, counts = filter_queries(generated, min_chars=10, max_chars=300)
+
+- `OpenAIChat` talks to any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp's server,
+  Ollama, a hosted API): the page goes in as a base64 PNG data URL, optionally with its text layer. The API
+  key is read from the environment (OPENAI_API_KEY) and only sent in the Authorization header; it is never
+  part of a message, a cache file or an error.
+- Every answer is cached on disk under the hash of (page, model, prompt, settings), written atomically, so a
+  killed or repeated run never asks twice.
+- Timeouts, connection errors, HTTP 429 and 5xx are retried with exponential backoff (a server's
+  Retry-After is honoured); other HTTP errors fail the page at once. A page whose request keeps failing, or
+  whose answer holds no usable query, is counted and reported with its id, never dropped silently:
+  `on_bad_page: error` stops at the first, `skip` counts it.
+- Answers are parsed leniently, as real servers answer (`parse_queries`): a JSON list (also inside a ```json
+  fence or as {"queries": [...]}), else one query per line with numbering, bullets and quotes stripped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+from tqdm.auto import tqdm
+
+from vdr.shards import write_json
+
+DEFAULT_PROMPT = (
+    "You see one page of a document. Write {n} different search queries that a user would type into a search "
+    "engine to find exactly this page: specific questions that this page answers and few other pages would. "
+    "Use your own words; do not copy phrases from the page. One query per line, no numbering, nothing else."
+)
+API_KEY_VARIABLE = "OPENAI_API_KEY"
+RETRIED_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class GenerationError(RuntimeError):
+    """A request that failed for good (after its retries), naming the page and the server's reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes an answer: part of every cache key."""
+
+    model: str
+    queries_per_page: int = 2
+    prompt: str = DEFAULT_PROMPT
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    seed: int = 42
+    with_text_layer: bool = False  # the page's text layer goes in after the image, for servers that read badly
+
+    def message(self) -> str:
+        return self.prompt.replace("{n}", str(self.queries_per_page))
+
+
+@dataclass(frozen=True)
+class Page:
+    id: str
+    image: bytes  # PNG (or JPEG) bytes
+    text: str = ""
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.image + b"\0" + self.text.encode()).hexdigest()
+
+
+@dataclass
+class Generated:
+    """One page's outcome: its queries, or why it has none (`problem`: failed, empty, malformed)."""
+
+    page_id: str
+    queries: list[str] = field(default_factory=list)
+    problem: str | None = None
+    detail: str = ""
+    cached: bool = False
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+_LEADER = re.compile(
+    r"^\s*(?:(?:query|question|q)\s*\d*\s*[:.)-]\s*|\d{1,3}\s*[.):-]\s*|\(\d{1,3}\)\s*|[-*\u2022\u2013]\s+|#+\s+)",
+    re.IGNORECASE,
+)
+_QUOTES = "\"'\u201c\u201d\u2018\u2019`"
+
+
+def _clean(line: str) -> str:
+    line = line.strip().strip("*").strip()  # markdown bold around the whole line
+    for _ in range(2):  # "1. "Query"" and "- Q1: ..." both
+        line = _LEADER.sub("", line, count=1).strip()
+    if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
+        line = line[1:-1].strip()
+    return line.strip("*").strip()
+
+
+def parse_queries(answer: str) -> list[str]:
+    """The queries in a model's answer; [] when nothing usable is left.
+
+    A JSON list of strings (or {"queries": [...]}, possibly in a ```json fence) is taken as it is; otherwise each
+    non-empty line is a query once numbering ("1.", "2)", "Q3:"), bullets and surrounding quotes are stripped.
+    Preambles a chat model adds ("Here are 2 queries:") end with a colon and are dropped."""
+    text = _FENCE.sub("", answer.strip()).strip()
+    if text[:1] in "[{":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            value = next((v for v in value.values() if isinstance(v, list)), None)
+        if isinstance(value, list):
+            return [_clean(v) for v in value if isinstance(v, str) and _clean(v)]
+    lines = [_clean(line) for line in text.splitlines()]
+    return [line for line in lines if line and not line.endswith(":") and line not in ("[", "]", "{", "}")]
+
+
+# --- the cache ----------------------------------------------------------------------------------------------
+
+
+class ResponseCache:
+    """The raw answers, one JSON file per (page, model, prompt, settings), written atomically."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(page: Page, settings: Settings) -> str:
+        payload = json.dumps({"page": page.digest(), **asdict(settings)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> str | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())["answer"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # an unreadable entry is asked again and rewritten
+
+    def put(self, key: str, answer: str) -> None:
+        write_json(self.path(key), {"answer": answer})
+
+
+# --- the OpenAI-compatible backend --------------------------------------------------------------------------
+
+
+def _image_url(image: bytes) -> str:
+    kind = "jpeg" if image[:3] == b"\xff\xd8\xff" else "png"
+    return f"data:image/{kind};base64,{base64.b64encode(image).decode()}"
+
+
+class OpenAIChat:
+    """POST {base_url}/chat/completions with the page image; retries what a busy server answers with."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+    ):
+        if not re.match(r"^https?://", base_url):
+            raise ValueError(f"generate.base_url: {base_url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.timeout_s, self.max_retries = timeout_s, max_retries
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+
+    def _headers(self) -> dict:
+        key = os.environ.get(API_KEY_VARIABLE, "")
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def request_body(self, page: Page, settings: Settings) -> dict:
+        content = [{"type": "image_url", "image_url": {"url": _image_url(page.image)}}]
+        text = settings.message()
+        if settings.with_text_layer and page.text.strip():
+            text += "\n\nThe page's text layer, for reference:\n" + page.text
+        content.append({"type": "text", "text": text})
+        return {
+            "model": self.model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_tokens,
+            "seed": settings.seed,
+        }
+
+    def complete(self, page: Page, settings: Settings) -> str:
+        """The answer's text; GenerationError when the server keeps failing or refuses."""
+        body = self.request_body(page, settings)
+        reason = ""
+        for attempt in range(self.max_retries + 1):
+            wait = min(self.backoff_s * 2**attempt, self.max_backoff_s)
+            try:
+                response = requests.post(self.url, json=body, headers=self._headers(), timeout=self.timeout_s)
+            except (requests.Timeout, requests.ConnectionError) as error:
+                reason = f"{type(error).__name__} from {self.url}"
+            else:
+                if response.status_code == 200:
+                    return self._answer(response)
+                reason = f"HTTP {response.status_code} from {self.url}: {response.text[:200]!r}"
+                if response.status_code not in RETRIED_STATUS:
+                    raise GenerationError(reason)
+                wait = max(wait, _retry_after(response))
+            if attempt < self.max_retries:
+                time.sleep(min(wait, self.max_backoff_s))
+        raise GenerationError(f"{reason} (after {self.max_retries + 1} attempts)")
+
+    def _answer(self, response) -> str:
+        try:
+            message = response.json()["choices"][0]["message"]
+            content = message["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise GenerationError(f"{self.url} answered without choices[0].message.content ({error!r})") from None
+        if isinstance(content, list):  # some servers answer with content parts
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return content or ""
+
+
+def _retry_after(response) -> float:
+    try:
+        return float(response.headers.get("Retry-After", 0))
+    except ValueError:
+        return 0.0
+
+
+# --- the loop -----------------------------------------------------------------------------------------------
+
+
+def generate_queries(
+    pages: list[Page], backend, settings: Settings, cache: ResponseCache, concurrency: int = 4
+) -> list[Generated]:
+    """Each page's queries, asked at most `concurrency` at a time; cached answers are not asked again."""
+
+    def one(page: Page) -> Generated:
+        key = cache.key(page, settings)
+        answer, cached = cache.get(key), True
+        if answer is None:
+            cached = False
+            try:
+                answer = backend.complete(page, settings)
+            except GenerationError as error:
+                return Generated(page.id, problem="failed", detail=str(error))
+            cache.put(key, answer)
+        if not answer.strip():
+            return Generated(page.id, problem="empty", cached=cached)
+        queries = parse_queries(answer)
+        if not queries:
+            return Generated(page.id, problem="malformed", detail=answer[:200], cached=cached)
+        return Generated(page.id, queries=queries[: settings.queries_per_page], cached=cached)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(tqdm(pool.map(one, pages), total=len(pages), desc="generating queries", unit="page"))
+
+
+def problems(generated: list[Generated], on_bad_page: str) -> Counter:
+    """Pages without queries, by problem; with on_bad_page `error` the first one stops the stage, named."""
+    counts = Counter(item.problem for item in generated if item.problem)
+    if counts and on_bad_page == "error":
+        first = next(item for item in generated if item.problem)
+        raise RuntimeError(
+            f"page {first.page_id!r}: no queries ({first.problem}: {first.detail or 'nothing usable in the answer'}); "
+            f"{sum(counts.values())} page(s) in all ({dict(counts)}); set generate.on_bad_page: skip to count and "
+            "skip them"
+        )
+    return counts
+
+
+def filter_queries(generated: list[Generated], min_chars: int, max_chars: int) -> tuple[list[tuple[str, str]], dict]:
+    """(page id, query) pairs that pass: not too short or long, not a duplicate of an earlier query (case and
+    spacing ignored). The counts say how many each rule dropped."""
+    kept, seen = [], set()
+    counts = {"generated": 0, "too_short": 0, "too_long": 0, "duplicate": 0}
+    for item in generated:
+        for query in item.queries:
+            counts["generated"] += 1
+            normal = " ".join(query.lower().split())
+            if len(query) < min_chars:
+                counts["too_short"] += 1
+            elif len(query) > max_chars:
+                counts["too_long"] += 1
+            elif normal in seen:
+                counts["duplicate"] += 1
+            else:
+                seen.add(normal)
+                kept.append((item.page_id, query))
+    counts["kept"] = len(kept)
+    return kept, counts
