@@ -4,8 +4,9 @@
     HF_TOKEN=... dvc exp run -S publish.push=true -S publish.repo_id=ORG/NAME publish
 
 Writes models/published (the model folder plus README.md, the card from vdr/card.py, and the
-NDCG@10-by-dimension picture). With publish.push: true the folder is uploaded with huggingface_hub;
-otherwise nothing leaves the machine (a dry run).
+NDCG@10-by-dimension picture). With train_embedder.lora (merge: false) the folder holds the LoRA adapter only,
+its adapter_config.json naming the base model by its Hub id when it has one, and the card says so. With
+publish.push: true the folder is uploaded with huggingface_hub; otherwise nothing leaves the machine (a dry run).
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.card import PICTURE, changed_params, git_commit, model_card, pipeline_hashes, set_truncate_dim
-from vdr.hub import hub_token, push_folder
+from vdr.card import (
+    PICTURE,
+    changed_params,
+    git_commit,
+    model_card,
+    pipeline_hashes,
+    set_adapter_base,
+    set_truncate_dim,
+)
+from vdr.hub import hub_model_id, hub_token, push_folder
 from vdr.params import load_params
 from vdr.shards import atomic_path
 from vdr.stage import parse_args, stage_process
@@ -65,6 +74,7 @@ def main(paths: Paths) -> None:
     with atomic_path(paths.output) as folder:
         shutil.copytree(paths.embedder, folder)
         set_truncate_dim(folder, publish.truncate_dim)
+        set_adapter_base(folder, hub_model_id(params.models.embedder))
         (folder / "README.md").write_text(card)
         if picture:
             shutil.copyfile(paths.picture, folder / PICTURE)

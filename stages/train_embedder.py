@@ -9,6 +9,8 @@ curves through DVCLive (dvclive/train_embedder). Pages are texts or, when the mi
 bytes, page screenshots. With train_embedder.eval_steps set, an InformationRetrievalEvaluator on the
 held-out set (data/pages/eval, pages read as every stage reads them: vdr/evalset.py) runs before, during
 and after training, as the reference recipe does. Writes the finetuned model to models/embedder. With
+train_embedder.lora set, LoRA adapters train instead of every weight and models/embedder holds the adapter only
+(lora.merge: the merged model); train_embedder.freeze_vision keeps the vision tower as it is (vdr/lora.py). With
 train_embedder.save_steps set it saves checkpoints to models/checkpoints/embedder, and a killed run
 resumes from the last one (vdr/checkpoints.py, vdr/training.py).
 """
@@ -27,6 +29,7 @@ from sentence_transformers.sentence_transformer.losses import CachedMultipleNega
 
 from vdr.evalset import EvalSet
 from vdr.launch import relaunch_distributed
+from vdr.lora import prepare
 from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.shards import is_binary, read_table, require_columns
@@ -83,10 +86,11 @@ def retrieval_evaluator(
 
 
 def main(paths: Paths) -> None:
-    # 1. Parameters and the base model; resume if a run with the same params, data and code was killed
+    # 1. Parameters and the base model, with LoRA adapters and a frozen vision tower when asked (vdr/lora.py);
+    #    resume if a run with the same params, data and code was killed
     params = load_params(paths.params)
     config = params.train_embedder
-    relaunch_distributed(config.num_processes)
+    relaunch_distributed(config, "train_embedder")
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     dimension = model.get_embedding_dimension()
     if config.matryoshka_dims[0] > dimension:
@@ -94,6 +98,7 @@ def main(paths: Paths) -> None:
             f"train_embedder.matryoshka_dims: {config.matryoshka_dims[0]} "
             f"exceeds the model's embedding size {dimension}"
         )
+    adapter = prepare(model, config, params.models.embedder, "train_embedder")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(
         paths.checkpoints, paths.live, {"models": params.models, "train_embedder": config}, data, __file__
@@ -132,11 +137,11 @@ def main(paths: Paths) -> None:
         batch_sampler=BATCH_SAMPLERS[config.batch_sampler],
     )
 
-    # 5. Train with DVCLive curves, then save the finetuned model atomically (main process)
+    # 5. Train with DVCLive curves, then save the finetuned model (or its adapter) atomically (main process)
     train(SentenceTransformerTrainer, model, args, dataset, loss, evaluator, checkpointing)
     if evaluator is not None:
         print(f"after training: {evaluator(model)}")
-    save(model, paths.output, checkpointing)
+    save(model, paths.output, checkpointing, adapter)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ embedder (mine_reranker.embedder), i.e. the pages the reranker will meet in that
 BinaryCrossEntropyLoss (pos_weight) on positives (label 1) and negatives (label 0); the last
 eval_queries mined rows are held out and scored by CrossEncoderRerankingEvaluator during training.
 Curves through DVCLive (dvclive/train_reranker). Pages are texts or, when the mined columns hold image
-bytes, page screenshots: the pairs are then (query text, page image). Writes models/reranker. With
+bytes, page screenshots: the pairs are then (query text, page image). Writes models/reranker: with
+train_reranker.lora set, the LoRA adapter and the scoring head only (lora.merge: the merged model); see
+train_reranker.freeze_vision too (vdr/lora.py). With
 train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/checkpoints.py, vdr/training.py).
 """
 
@@ -29,6 +31,7 @@ from transformers import set_seed
 
 from vdr.images import decode_image
 from vdr.launch import relaunch_distributed
+from vdr.lora import prepare
 from vdr.models import load_reranker
 from vdr.params import load_params
 from vdr.shards import is_binary, read_table, require_columns
@@ -76,16 +79,18 @@ def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
 
 
 def main(paths: Paths) -> None:
-    # 1. Parameters and the base reranker; resume if a run with the same params, data and code was killed
+    # 1. Parameters and the base reranker, with LoRA adapters and a frozen vision tower when asked (vdr/lora.py);
+    #    resume if a run with the same params, data and code was killed
     params = load_params(paths.params)
     config = params.train_reranker
-    relaunch_distributed(config.num_processes)
+    relaunch_distributed(config, "train_reranker")
     mined = paths.mined / "train.parquet"
     checkpointing = resumable(
         paths.checkpoints, paths.live, {"models": params.models, "train_reranker": config}, [mined], __file__
     )
     set_seed(config.seed)  # the fresh scoring head is drawn at load time, before the trainer seeds anything
     model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
+    adapter = prepare(model, config, params.models.reranker, "train_reranker")
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator
     table = read_table(mined)
@@ -127,11 +132,11 @@ def main(paths: Paths) -> None:
         ddp_find_unused_parameters=False,  # with several processes: every parameter takes part in each step
     )
 
-    # 5. Train with DVCLive curves, then save the reranker atomically (main process)
+    # 5. Train with DVCLive curves, then save the reranker (or its adapter) atomically (main process)
     trainer = train(CrossEncoderTrainer, model, args, dataset, loss, evaluator, checkpointing)
     if evaluator is not None and not config.eval_steps:
         trainer.evaluate()  # no evaluation during training: score the held-out queries once, at the end
-    save(model, paths.output, checkpointing)
+    save(model, paths.output, checkpointing, adapter)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from string import Template
 import yaml
 
 from vdr.hub import hub_model_id
+from vdr.lora import adapter_config, transformer_folder
 from vdr.report import results_table
 
 PICTURE = "ndcg_by_dim.svg"  # shipped next to the card in the published folder
@@ -27,7 +28,7 @@ $front_matter---
 # Finetuned embedder for document-page retrieval
 
 Finetuned from $base with MatryoshkaLoss over CachedMultipleNegativesRankingLoss on (query, page, hard negative) \
-triplets. $pages
+triplets. $adaptation$pages
 
 ## Results on the held-out set
 
@@ -146,6 +147,25 @@ def data_sentence(fetch_metrics: dict) -> str:
     )
 
 
+def adaptation_sentence(train, base: str) -> str:
+    """What was trained: every weight, a LoRA adapter this folder holds alone, or one merged into the base weights."""
+    sentences = []
+    lora = train.lora
+    if lora is not None:
+        targets = lora.target_modules if isinstance(lora.target_modules, str) else ", ".join(lora.target_modules)
+        what = f"LoRA (r={lora.r}, alpha={lora.alpha:g}, dropout {lora.dropout:g}, target modules: {targets})"
+        if lora.merge:
+            sentences.append(f"Trained as a {what} adapter, merged into the base model's weights: a full model.")
+        else:
+            sentences.append(
+                f"This is a {what} adapter, not a full model: loading it loads the base model {base} and puts "
+                "the adapter on top (sentence-transformers with peft)."
+            )
+    if train.freeze_vision:
+        sentences.append("The vision tower was kept frozen.")
+    return "".join(f"{sentence} " for sentence in sentences)
+
+
 def model_card(
     params,
     metrics: dict,
@@ -165,8 +185,13 @@ def model_card(
         "license": "apache-2.0",
     }
     base_model = hub_model_id(params.models.embedder)
+    lora = params.train_embedder.lora
     if base_model:
         front_matter["base_model"] = base_model
+        if lora is not None and not lora.merge:
+            front_matter["base_model_relation"] = "adapter"
+    if lora is not None:
+        front_matter["tags"] += ["peft", "lora"]
     training = {
         "models": params.models.model_dump(),
         "mine": params.mine.model_dump(),
@@ -180,10 +205,13 @@ def model_card(
     reproduce = f"git checkout {commit.removesuffix('-dirty')} && " + (
         f"dvc exp run {' '.join(overrides)}" if overrides else "dvc repro"
     )
+    base = f"`{params.models.embedder}`" + (
+        f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else ""
+    )
     return CARD.substitute(
         front_matter=yaml.safe_dump(front_matter, sort_keys=False),
-        base=f"`{params.models.embedder}`"
-        + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else ""),
+        base=base,
+        adaptation=adaptation_sentence(params.train_embedder, f"`{base_model or params.models.embedder}`"),
         pages=pages,
         results=results_table(metrics),
         picture=f"![NDCG@10 by embedding dimension]({PICTURE})\n\n" if picture else "",
@@ -194,6 +222,17 @@ def model_card(
         hashes="".join(f"- {key}: `{value}`\n" for key, value in hashes.items()),
         reproduce=reproduce,
     )
+
+
+def set_adapter_base(folder: Path, base: str | None) -> None:
+    """A published LoRA adapter names its base model by its Hub id (when it has one), so that it loads anywhere;
+    params.yaml may name it as a `pkg:` or a folder only this machine has."""
+    config = adapter_config(folder)
+    if config is None or base is None:
+        return
+    config["base_model_name_or_path"] = base
+    path = transformer_folder(folder) / "adapter_config.json"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:

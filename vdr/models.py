@@ -5,6 +5,8 @@
 
 Given the `models` section, a loader passes its model_kwargs/processor_kwargs, checks that the processor
 kept the image bounds asked for, and, with models.page_input: image, that the model really reads images.
+A folder whose Transformer holds a LoRA adapter (a training stage's `lora` with `merge: false`) loads its base
+model (adapter_config.json's base_model_name_or_path, found as any model is) with the adapter on top (vdr/lora.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib.util
 import re
 from pathlib import Path
 from typing import Any
+
+from vdr.lora import adapter_config, load_adapter
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, as the Hub spells a model id
 
@@ -111,6 +115,12 @@ def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, 
     kwargs = loading_kwargs(models) if models is not None else {}
     path = resolve_model(name, key)
     check_model_source(name, path, key)
+    if (base := adapter_base(path, key)) is not None:
+        model = load_embedder(
+            base, models, max_seq_length=max_seq_length, key=f"{key} (the base of the adapter {name})"
+        )
+        load_adapter(model, Path(path), key)
+        return model
     with from_hub(name, path, key):
         model = SentenceTransformer(
             path,
@@ -135,6 +145,10 @@ def load_reranker(name: str, models=None, *, max_length: int | None = None, key:
     model_kwargs, processor_kwargs = kwargs.get("model_kwargs") or None, kwargs.get("processor_kwargs") or None
     path = resolve_model(name, key)
     check_model_source(name, path, key)
+    if (base := adapter_base(path, key)) is not None:
+        model = load_reranker(base, models, max_length=max_length, key=f"{key} (the base of the adapter {name})")
+        load_adapter(model, Path(path), key)
+        return model
     if not Path(path).is_dir() or _is_cross_encoder(Path(path)):
         with from_hub(name, path, key):
             model = CrossEncoder(
@@ -144,6 +158,16 @@ def load_reranker(name: str, models=None, *, max_length: int | None = None, key:
         model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
     _check(model, models, kwargs, key)
     return model
+
+
+def adapter_base(path: str, key: str) -> str | None:
+    """The base model of a saved LoRA adapter, as its adapter_config.json names it; None for a full model."""
+    config = adapter_config(path)
+    if config is None:
+        return None
+    if not config.get("base_model_name_or_path"):
+        raise ValueError(f"{key}: {path} holds a LoRA adapter whose adapter_config.json names no base model")
+    return config["base_model_name_or_path"]
 
 
 def _check(model, models, kwargs: dict, key: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -146,6 +146,27 @@ class MineReranker(Mine):
 Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
 
 
+class Lora(Section):
+    """LoRA (vdr/lora.py): train low-rank adapters on the chosen linear layers; the base weights stay frozen."""
+
+    r: int = Field(ge=1)  # the adapters' rank
+    alpha: float = Field(gt=0)  # the adapters' scale is alpha / r
+    dropout: float = Field(default=0.0, ge=0, lt=1)  # on the adapters' input, during training only
+    # module names (the last part of a layer's name, e.g. q_proj, v_proj), or every linear layer but the output one
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    merge: bool = False  # false: save and publish the adapter only (small); true: merged into the base, a full model
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _targets(cls, value):
+        names = value if isinstance(value, list) else None
+        if value != "all-linear" and not (names and all(isinstance(n, str) and n.strip() for n in names)):
+            raise ValueError(
+                f"must be a non-empty list of module names (e.g. [q_proj, v_proj]) or all-linear, found {value!r}"
+            )
+        return value
+
+
 class Training(Section):
     """What both training stages share: the trainer's schedule, precision, logging, checkpoints and processes."""
 
@@ -159,7 +180,13 @@ class Training(Section):
     save_steps: Steps = Field(default=None, gt=0)  # checkpoints, to resume a killed run; null: none
     save_total_limit: int | None = Field(default=None, ge=1)
     seed: int
-    num_processes: int = Field(default=1, ge=1)
+    num_processes: int = Field(default=1, ge=1)  # per node
+    # > 1: torchrun across machines (vdr/launch.py); each node's rank comes from the environment (Slurm, PyTorchJob)
+    num_nodes: int = Field(default=1, ge=1)
+    # node 0's host:port; null: MASTER_ADDR and MASTER_PORT (or PET_MASTER_*) of the environment
+    rdzv_endpoint: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
+    lora: Lora | None = None  # null: full finetuning; a section: LoRA adapters, the base weights frozen
+    freeze_vision: bool = False  # keep the vision tower's weights as they are (a multimodal model only)
 
 
 class TrainEmbedder(Training):

@@ -80,8 +80,11 @@ class PageReading:
 
 
 def inside_distributed_launch() -> bool:
-    """True in a worker that torchrun started (vdr/launch.py): the stage's own process holds the lock."""
-    return "WORLD_SIZE" in os.environ or "LOCAL_RANK" in os.environ
+    """True in a worker that torchrun started (vdr/launch.py): the stage's own process holds the lock.
+
+    torchrun sets TORCHELASTIC_RUN_ID and LOCAL_RANK in its workers; not WORLD_SIZE or RANK alone, which a
+    Kubernetes PyTorchJob sets in every pod, around the stage's own process."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
 
 
 def die_with_parent() -> None:

@@ -10,7 +10,7 @@ and the evaluator, then
         SentenceTransformerTrainingArguments, train, paths.checkpoints, evaluator, batch_sampler=...
     )
     train(SentenceTransformerTrainer, model, args, dataset, loss, evaluator, checkpointing)
-    save(model, paths.output, checkpointing)
+    save(model, paths.output, checkpointing, adapter)  # adapter: vdr/lora.py prepare (None: full finetuning)
 
 The fields both stages share (params.yaml: vdr/params.py `Training`) map to the same Trainer arguments
 here, so the two stages cannot drift apart.
@@ -31,6 +31,7 @@ from transformers import TrainerCallback
 from vdr.checkpoints import Checkpoints
 from vdr.finite import NotFiniteError, not_finite_logs, not_finite_weights
 from vdr.launch import is_main_process
+from vdr.lora import Adapter, adapter_trainer, has_adapter, write_model
 from vdr.params import Training
 from vdr.provenance import LOCK_FILE, code_files
 from vdr.shards import atomic_path
@@ -126,7 +127,10 @@ def training_arguments(arguments_class, train, output_dir: Path, evaluator=None,
 
 def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: Checkpoints):
     """Train, resuming from the last checkpoint of the same run, with DVCLive curves from the main process;
-    a NaN or infinite loss or gradient norm stops it (StopWhenDiverged, on every process)."""
+    a NaN or infinite loss or gradient norm stops it (StopWhenDiverged, on every process). With LoRA adapters,
+    checkpoints hold the adapter (vdr/lora.py adapter_trainer)."""
+    if has_adapter(getattr(model, "transformers_model", None)):
+        trainer_class = adapter_trainer(trainer_class)
     guard = StopWhenDiverged(_hint(checkpointing))  # first: it acts before a checkpoint is marked complete
     callbacks = [guard, *(checkpointing.callbacks() if is_main_process() else [])]
     trainer = trainer_class(
@@ -136,8 +140,9 @@ def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: C
     return trainer
 
 
-def save(model, output: Path, checkpointing: Checkpoints) -> None:
+def save(model, output: Path, checkpointing: Checkpoints, adapter: Adapter | None = None) -> None:
     """From the main process: the trained model, atomically, then drop the checkpoints (the run is done).
+    With a LoRA `adapter` (vdr/lora.py), the adapter only or the merged model, as its `merge` says.
 
     A model with a NaN or infinite trainable weight is refused (on every process) and the checkpoints are kept."""
     bad = not_finite_weights(model, "the trained model")
@@ -146,7 +151,5 @@ def save(model, output: Path, checkpointing: Checkpoints) -> None:
     if not is_main_process():
         return
     with atomic_path(output) as temporary:
-        model.save_pretrained(
-            str(temporary), create_model_card=False
-        )  # its card records wall time; publish writes the card
+        write_model(model, temporary, adapter)
     checkpointing.finish()
