@@ -13,7 +13,9 @@
    bf16 weights + bf16, NO_DUPLICATES_HASHED, page images bounded to 784..360,000 pixels. Prints one
    summary line and the projected time of the full recipe (10,000 triplets, one epoch, plus the
    evaluator runs). A step budget (--budget-s) keeps it inside the time limit.
-3. Encoding throughput: pages per second on each visible device, batch 1 and batch 8.
+3. The same step with LoRA (r 16, alpha 32 on every linear layer of the language model, vision tower frozen:
+   vdr/lora.py, as `train_embedder.lora` does it): samples/s and peak memory next to full finetuning.
+4. Encoding throughput: pages per second on each visible device, batch 1 and batch 8.
 Without a CUDA GPU it says so and exits 0. `--device cpu` runs the same code with the published architecture
 scaled down (hidden size 64, 2 layers, a 2-block vision tower; SMOKE below) and two steps of batch 4, so a bug
 in this script shows on the CPU (tests/test_gpu_check.py, part of the default test command), not in GPU minutes;
@@ -140,6 +142,17 @@ def reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def release(device: str) -> None:
+    """Free what a finished part held, so the next part's peak memory is its own."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
 def peak_memory_gib(device: str) -> float:
     """Peak GPU memory allocated since the last reset; on the CPU the process's peak RSS (never reset)."""
     import resource
@@ -224,19 +237,34 @@ def load_embedder(folder: Path, device: str):
     )
 
 
-def throughput(workdir: Path, folder: Path, scale: Scale, device: str, steps: int, budget_s: float) -> dict:
-    """Part 2: the recipe's training step on a random model of the published architecture."""
+LORA = {"r": 16, "alpha": 32, "target_modules": "all-linear"}
+
+
+def throughput(
+    workdir: Path, folder: Path, scale: Scale, device: str, steps: int, budget_s: float, lora: dict | None = None
+) -> dict:
+    """Parts 2 and 3: the recipe's training step on a random model of the published architecture; with `lora`, the
+    LoRA adapters of vdr/lora.py on it and the vision tower frozen, as train_embedder sets them up."""
+    from types import SimpleNamespace
+
     from datasets import Dataset, Features, Image, Value
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
     from transformers import TrainerCallback
 
+    from vdr.lora import adapter_trainer, prepare
+    from vdr.params import Lora
+
     model = load_embedder(folder, device)
     print(
-        f"  random model: {sum(p.numel() for p in model.parameters()) / 1e9:.3f} B parameters, "
+        f"  random model: {sum(p.numel() for p in model.parameters()) / 1e6:,.1f} M parameters, "
         f"embedding size {model.get_embedding_dimension()}"
     )
+    trainer_class = SentenceTransformerTrainer
+    if lora is not None:
+        prepare(model, SimpleNamespace(lora=Lora(**lora), freeze_vision=True), str(folder), "gpu_check")
+        trainer_class = adapter_trainer(SentenceTransformerTrainer)
 
     rows = scale.batch_size * steps
     features = Features({"anchor": Value("string"), "positive": Image(), "negative": Image()})
@@ -280,18 +308,22 @@ def throughput(workdir: Path, folder: Path, scale: Scale, device: str, steps: in
 
     clock = Clock()
     reset_peak_memory(device)
-    SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[clock]).train()
+    trainer = trainer_class(model=model, args=args, train_dataset=data, loss=loss, callbacks=[clock])
+    trainer.train()
     measured = clock.times[2:] if len(clock.times) > 3 else clock.times  # the first steps warm up kernels and caches
     if len(measured) > 1:
         step_s = (measured[-1] - measured[0]) / (len(measured) - 1)
     else:  # one step: timed from the start
         step_s = measured[0] - clock.started
-    return {
+    result = {
         "steps": len(clock.times),
         "step_s": step_s,
         "samples_per_s": scale.batch_size / step_s,
         "peak_gib": peak_memory_gib(device),
     }
+    del trainer, loss, model
+    release(device)
+    return result
 
 
 def visible_devices(device: str) -> list[str]:
@@ -317,6 +349,7 @@ def encoding(folder: Path, scale: Scale, device: str, count: int = 16) -> dict[s
             seconds[name][batch_size] = (time.perf_counter() - started) / len(sample)
             print(f"  {name} batch {batch_size}: {1 / seconds[name][batch_size]:.1f} pages/s", flush=True)
         del model
+        release(device)
     return seconds
 
 
@@ -353,7 +386,9 @@ def main() -> int:
             f"2. recipe step on a random Qwen3-VL-Embedding-2B-shaped model ({args.steps} steps of {scale.batch_size})"
         )
         result = throughput(workdir, folder, scale, device, args.steps, args.budget_s)
-        print("3. page encoding throughput per device")
+        print(f"3. the same step with LoRA {LORA}, vision tower frozen")
+        lora = throughput(workdir, folder, scale, device, args.steps, args.budget_s, lora=LORA)
+        print("4. page encoding throughput per device")
         encode_s = encoding(folder, scale, device)
 
     page_s = next(iter(encode_s.values()))[1]
@@ -369,7 +404,9 @@ def main() -> int:
         f"peak memory {result['peak_gib']:.1f} GiB, "
         f"page encode {page_s * 1000:.0f} ms at batch 1, pages/s at batch 8: {per_device}; "
         f"projected full recipe: {steps_per_epoch} steps = {train_h:.2f} h training + "
-        f"{eval_h:.2f} h evaluator runs = {train_h + eval_h:.2f} h"
+        f"{eval_h:.2f} h evaluator runs = {train_h + eval_h:.2f} h; "
+        f"LoRA: {lora['samples_per_s']:.2f} samples/s ({lora['samples_per_s'] / result['samples_per_s']:.2f}x full), "
+        f"peak memory {lora['peak_gib']:.1f} GiB ({lora['peak_gib'] / result['peak_gib']:.2f}x full)"
     )
     return 0
 

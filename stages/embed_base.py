@@ -7,8 +7,9 @@ DVC reruns it only when the base model, how pages are read (models.page_input, m
 processor_kwargs) or evaluate's encoding parameters (max_seq_length, batch_size) change, and the
 evaluate stage scores the base embedder from these embeddings instead of encoding the corpus again.
 Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages)
-or the screenshot. Writes data/embeddings/base: queries.npy and corpus.npy (full size) and info.json
-(ids and settings).
+or the screenshot. Encoding runs on encode.devices (vdr/devices.py); page embeddings larger than
+search.max_memory_mb are encoded a chunk at a time straight into corpus.npy (vdr/retrieval.py).
+Writes data/embeddings/base: queries.npy and corpus.npy (full size) and info.json (ids and settings).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.embeddings import encoding_settings, save_embeddings
+from vdr.devices import encoding_pool
+from vdr.embeddings import encoding_settings, write_embeddings
 from vdr.evalset import EvalSet
 from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.retrieval import encode_documents, encode_queries
+from vdr.retrieval import Spill, encode_documents, encode_queries
+from vdr.shards import atomic_path
 from vdr.stage import PageReading, parse_args, stage_process
 
 
@@ -38,14 +41,24 @@ def main(paths: Paths) -> None:
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
 
-    # 2. The base embedder, one encoding pass at full size
+    # 2. The base embedder, one encoding pass at full size, on every device of the pool, into a temporary folder
     model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)
-    query_embeddings = encode_queries(model, evalset.query_texts, evaluate.batch_size)
-    corpus_embeddings = encode_documents(model, documents, evaluate.batch_size)
+    with (
+        Spill(params.search.max_memory_mb) as spill,  # its bound decides; the file is corpus.npy itself
+        atomic_path(paths.output) as temporary,
+        encoding_pool(model, params.encode.devices) as pool,
+    ):
+        temporary.mkdir()
+        query_embeddings = encode_queries(model, evalset.query_texts, evaluate.batch_size, pool)
+        corpus_embeddings = encode_documents(
+            model, documents, evaluate.batch_size, pool, spill=spill, out=temporary / "corpus.npy"
+        )
 
-    # 3. The embeddings, with the ids and settings they belong to
-    settings = encoding_settings(params)
-    save_embeddings(paths.output, query_embeddings, corpus_embeddings, evalset.query_ids, evalset.corpus_ids, settings)
+        # 3. The embeddings, with the ids and settings they belong to (the folder renamed into place on success)
+        settings = encoding_settings(params)
+        write_embeddings(
+            temporary, query_embeddings, corpus_embeddings, evalset.query_ids, evalset.corpus_ids, settings
+        )
     print(
         f"wrote {paths.output}: {len(evalset.query_ids)} queries and "
         f"{corpus_embeddings.shape[0]} pages x {corpus_embeddings.shape[1]} dims"

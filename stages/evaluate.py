@@ -8,7 +8,9 @@ embeddings come from the embed_base stage (data/embeddings/base), so a finetunin
 them; the finetuned embedder encodes the corpus and the queries ONCE at full size, and every Matryoshka
 dimension is scored by truncating and renormalising those embeddings. The reranker reorders the finetuned
 embedder's top_k pages: `finetuned+reranker` fuses its score with the embedder's (evaluate.fusion_weight),
-`finetuned+reranker_only` is its order alone. Metrics come from pytrec_eval.
+`finetuned+reranker_only` is its order alone. Metrics come from pytrec_eval. Encoding runs on
+encode.devices (vdr/devices.py); page embeddings larger than search.max_memory_mb go through temporary
+memory-mapped files next to data/runs and are searched block by block within that bound (vdr/retrieval.py).
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
 reports/results.md with its picture reports/ndcg_by_dim.svg, and TREC run files in data/runs/.
 """
@@ -32,6 +34,7 @@ from vdr.models import load_embedder, load_reranker
 from vdr.params import load_params
 from vdr.plots import ndcg_by_dimension_svg
 from vdr.report import ndcg_by_dimension, results_report
+from vdr.retrieval import Spill
 from vdr.shards import atomic_path, write_json
 from vdr.stage import PageReading, parse_args, stage_process
 
@@ -60,16 +63,20 @@ def main(paths: Paths) -> None:
 
     # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
     metrics, top = {}, {}
-    base = load_embeddings(
-        paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base"
-    )
-    metrics["base"], top["base"] = evaluate_embeddings(*base, evalset, evaluate.dims)
-    model = load_embedder(
-        str(paths.embedder), params.models, max_seq_length=evaluate.max_seq_length, key="models/embedder (finetuned)"
-    )
-    metrics["finetuned"], top["finetuned"] = evaluate_embedder(
-        model, evalset, documents, evaluate.dims, evaluate.batch_size
-    )
+    with Spill(params.search.max_memory_mb, paths.runs.parent) as spill:
+        base = load_embeddings(
+            paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base"
+        )
+        metrics["base"], top["base"] = evaluate_embeddings(*base, evalset, evaluate.dims, spill=spill)
+        model = load_embedder(
+            str(paths.embedder),
+            params.models,
+            max_seq_length=evaluate.max_seq_length,
+            key="models/embedder (finetuned)",
+        )
+        metrics["finetuned"], top["finetuned"] = evaluate_embedder(
+            model, evalset, documents, evaluate.dims, evaluate.batch_size, devices=params.encode.devices, spill=spill
+        )
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     rerankers = {"finetuned+reranker": str(paths.reranker)}

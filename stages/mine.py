@@ -13,6 +13,10 @@ pages go through sentence-transformers' `mine_hard_negatives`; page images (mode
 through the same rule on one encoding pass of the page screenshots.
 Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages) or
 the screenshot. mine.source: given keeps the negatives the dataset carries (negative_0.. in data/pages/train).
+Encoding runs on encode.devices (vdr/devices.py). Page screenshots are decoded a chunk at a time, and
+their embeddings, when larger than search.max_memory_mb, are encoded into a temporary memory-mapped file
+next to the output and searched block by block (vdr/retrieval.py); sentence-transformers'
+`mine_hard_negatives` holds the text pages' embeddings in memory.
 Writes data/mined/train.parquet: query, positive, negative_1..negative_N (page texts, or PNG bytes).
 """
 
@@ -24,12 +28,13 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import set_seed
 
+from vdr.devices import cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
 from vdr.evalset import read_pages
 from vdr.images import decode_image
 from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.retrieval import encode_documents, encode_queries
-from vdr.search import mine_negatives
+from vdr.retrieval import Spill, encode_documents, encode_queries
+from vdr.search import DEFAULT_MAX_MEMORY_MB, mine_negatives
 from vdr.shards import atomic_path, read_table, require_columns, write_json
 from vdr.stage import PageReading, parse_args, stage_process
 
@@ -80,11 +85,11 @@ def main(paths: Paths) -> None:
         model = load_embedder(embedder, params.models, max_seq_length=mine.max_seq_length)
         set_seed(mine.seed)  # sampling_strategy: random draws from torch's generator
         if params.models.page_input == "image":
-            mined = mine_image_negatives(queries, positives, model, mine)
+            with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
+                mined = mine_image_negatives(queries, positives, model, mine, params.encode.devices, spill)
         else:
-            mined = mine_hard_negatives_checked(
-                Dataset.from_dict({"query": queries, "positive": positives}), model, mine
-            )
+            pairs = Dataset.from_dict({"query": queries, "positive": positives})
+            mined = mine_hard_negatives_checked(pairs, model, mine, params.encode.devices)
 
     # 3. Write
     with atomic_path(paths.output) as temporary:
@@ -102,10 +107,13 @@ def main(paths: Paths) -> None:
     )
 
 
-def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) -> Dataset:
+def mine_image_negatives(
+    queries: list[str], pages: list[bytes], model, mine, devices="auto", spill: Spill | None = None
+) -> Dataset:
     """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`."""
-    query_embeddings = encode_queries(model, queries, mine.batch_size)
-    page_embeddings = encode_documents(model, [decode_image(page) for page in pages], mine.batch_size)
+    with encoding_pool(model, devices) as pool:
+        query_embeddings = encode_queries(model, queries, mine.batch_size, pool)
+        page_embeddings = encode_documents(model, pages, mine.batch_size, pool, spill=spill, read=decode_image)
     chosen = mine_negatives(
         query_embeddings,
         page_embeddings,
@@ -116,6 +124,7 @@ def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) ->
         mine.relative_margin,
         mine.sampling_strategy,
         mine.seed,
+        max_memory_mb=spill.max_memory_mb if spill is not None else DEFAULT_MAX_MEMORY_MB,
     )
     kept = [i for i, negatives in enumerate(chosen) if negatives is not None]
     if not kept:
@@ -127,22 +136,26 @@ def mine_image_negatives(queries: list[str], pages: list[bytes], model, mine) ->
     return Dataset.from_dict(columns)
 
 
-def mine_hard_negatives_checked(pairs: Dataset, model, mine) -> Dataset:
+def mine_hard_negatives_checked(pairs: Dataset, model, mine, devices="auto") -> Dataset:
+    """sentence-transformers' mining on text pages; with two or more devices its own pool encodes them."""
     from sentence_transformers.util import mine_hard_negatives
 
-    mined = mine_hard_negatives(
-        pairs,
-        model,
-        anchor_column_name="query",
-        positive_column_name="positive",
-        range_min=mine.range_min,
-        range_max=mine.range_max,
-        relative_margin=mine.relative_margin,
-        num_negatives=mine.num_negatives,
-        sampling_strategy=mine.sampling_strategy,
-        output_format="n-tuple",
-        batch_size=mine.batch_size,
-    )
+    workers = pool_devices(model, devices)
+    with sigterm_raises(), cpu_threads_per_worker(workers):  # its pool is stopped by its own `finally`
+        mined = mine_hard_negatives(
+            pairs,
+            model,
+            anchor_column_name="query",
+            positive_column_name="positive",
+            range_min=mine.range_min,
+            range_max=mine.range_max,
+            relative_margin=mine.relative_margin,
+            num_negatives=mine.num_negatives,
+            sampling_strategy=mine.sampling_strategy,
+            output_format="n-tuple",
+            batch_size=mine.batch_size,
+            use_multi_process=workers or False,
+        )
     if len(mined) == 0:
         raise ValueError(
             "mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml"

@@ -26,12 +26,14 @@ def test_every_part_runs_on_the_cpu(stage_env):
     for stage in ("check", "fetch", "render", "embed_base", "mine", "train_embedder", "evaluate", "publish"):
         assert f"  {stage} " in out, stage  # part 1: every stage of dvc.yaml
     assert "| finetuned embedder |" in out  # the tiny run's results table
-    assert "2. recipe step" in out and "cpu batch 8:" in out  # parts 2 and 3
+    assert "2. recipe step" in out and "3. the same step with LoRA" in out and "cpu batch 8:" in out  # parts 2-4
+    assert "parameters trainable" in out and "vision tower `visual` frozen" in out  # vdr/lora.py set it up
     summary = out.strip().splitlines()[-1]
     assert (
         summary.startswith("gpu_check: cpu (scaled-down architecture): ")
         and "projected full recipe: 157 steps" in summary
     )
+    assert "LoRA: " in summary and "x full)" in summary
 
 
 def test_without_a_gpu_it_says_so(stage_env):

@@ -212,3 +212,48 @@ def test_non_finite_rows_are_counted_per_array():
 def test_invalid_memory_bound():
     with pytest.raises(ValueError, match="max_memory_mb"):
         search(np.zeros((2, 3)), np.zeros((4, 3)), 1, max_memory_mb=0)
+
+
+# Page embeddings streamed to disk (vdr/retrieval.py Spill): the memmap is read block by block with the same block
+# shapes as an array in memory, so the result is the same bit for bit, on continuous data too.
+
+
+def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    x = rng.standard_normal((rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_search_over_a_streamed_memmap_equals_the_search_in_memory(tmp_path):
+    from vdr.retrieval import Spill, truncate
+
+    rng = np.random.default_rng(11)
+    q, d = unit_rows(rng, 23, 32), unit_rows(rng, 517, 32)
+    d[100:110] = d[5]  # exact ties across blocks: the lower page index first
+    np.lib.format.open_memmap(tmp_path / "pages.npy", mode="w+", dtype=np.float32, shape=d.shape)[:] = d
+    pages = np.load(tmp_path / "pages.npy", mmap_mode="r")
+    for max_memory_mb in (TINY_MB, SMALL_MB):
+        assert_identical(search(q, pages, 40, max_memory_mb), search(q, d, 40, max_memory_mb))
+    # every Matryoshka dimension streamed through a spill file: the same rows bit for bit, so the same search
+    with Spill(SMALL_MB, tmp_path / "spill") as spill:
+        for dim in (32, 16, 8):
+            streamed = truncate(pages, dim, spill)
+            assert isinstance(streamed, np.memmap)
+            np.testing.assert_array_equal(streamed, truncate(d, dim))
+            assert_identical(
+                search(q[:, :dim], streamed, 25, TINY_MB), search(q[:, :dim], truncate(d, dim), 25, TINY_MB)
+            )
+        assert len(list(spill.folder.iterdir())) == 1  # each dimension replaces the last one's file
+    assert not (tmp_path / "spill").exists() or not list((tmp_path / "spill").iterdir())
+
+
+def test_streamed_mining_equals_mining_in_memory(tmp_path):
+    from vdr.search import mine_negatives
+
+    rng = np.random.default_rng(12)
+    q, d = unit_rows(rng, 30, 16), unit_rows(rng, 300, 16)
+    np.lib.format.open_memmap(tmp_path / "pages.npy", mode="w+", dtype=np.float32, shape=d.shape)[:] = d
+    pages = np.load(tmp_path / "pages.npy", mmap_mode="r")
+    args = (list(range(30)), 3, 0, 30, 0.05)
+    for strategy in ("top", "random"):
+        streamed = mine_negatives(q, pages, *args, strategy, 7, max_memory_mb=TINY_MB)
+        assert streamed == mine_negatives(q, d, *args, strategy, 7, max_memory_mb=TINY_MB)

@@ -17,6 +17,7 @@ checkpoints are deleted (the finished model is the stage's output); `fingerprint
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -111,13 +112,40 @@ class Checkpoints:
         summary = self.live_dir / "metrics.json"
         if self.resume is not None and summary.exists():
             live.step = json.loads(summary.read_text())["step"] + 1  # the next step, also when the last one was step 0
-        return [DVCLiveCallback(live=live), _MarkComplete(self.live_dir)]
+        return [_node_callback(DVCLiveCallback)(live=live), _MarkComplete(self.live_dir)]
 
     def finish(self) -> None:
         """After a successful run: delete the checkpoints, keep the fingerprint (main process only)."""
         if is_main_process():
             for path in self.folder.glob("checkpoint-*"):
                 shutil.rmtree(path)
+
+
+def _node_callback(callback_class):
+    """`callback_class` acting on the first process of every node, not only on the global rank 0 (transformers'
+    DVCLiveCallback logs there only): on several nodes each node writes the same curves, as it writes the model.
+    On one node the two are the same process."""
+
+    def on_node(state):
+        node_state = copy.copy(state)
+        node_state.is_world_process_zero = state.is_local_process_zero
+        return node_state
+
+    class NodeCallback(callback_class):
+        def setup(self, args, state, model):
+            return super().setup(args, on_node(state), model)
+
+        def on_log(self, args, state, control, **kwargs):
+            return super().on_log(args, on_node(state), control, **kwargs)
+
+        def on_save(self, args, state, control, **kwargs):
+            return super().on_save(args, on_node(state), control, **kwargs)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            return super().on_train_end(args, on_node(state), control, **kwargs)
+
+    NodeCallback.__name__ = NodeCallback.__qualname__ = callback_class.__name__
+    return NodeCallback
 
 
 class _MarkComplete(TrainerCallback):

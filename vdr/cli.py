@@ -1,23 +1,32 @@
 """vdr-eval: score any sentence-transformers model, optionally with a reranker, on a BEIR-layout retrieval set.
 
     vdr-eval --model PATH --dataset DIR --output metrics.json --run-file run.trec \\
-             [--reranker PATH --top-k 20 --fusion-weight 1.0] [--dims 384,128,64]
+             [--reranker PATH --top-k 20 --fusion-weight 1.0] [--dims 384,128,64] \\
+             [--devices auto | cuda:0,cuda:1 | cpu,cpu] [--max-memory-mb 1024]
 
 DIR holds corpus.parquet (or corpus/*.parquet: `id`, and `text` and/or `image` bytes), queries.parquet
 (`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed, UTF-8). A query is scored when
 it has a relevant page (score > 0); the others are counted in the output's `skipped`. Metrics come from
 pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise). A text-only
 model on an image-only corpus reads the pages through OCR (tesseract-ocr; results cached by image hash).
+The embedder encodes on --devices (one worker process per device when there are two or more; auto: every
+visible CUDA device when there are two or more), and page embeddings larger than --max-memory-mb go through a
+temporary memory-mapped file next to the output, searched block by block within that bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from vdr.devices import resolve_devices
 from vdr.evalset import EvalSet, page_input_for
 from vdr.evaluation import evaluate_embedder, rerank_and_score, to_run, write_trec_run
 from vdr.models import load_embedder, load_reranker
+from vdr.params import check_devices
+from vdr.retrieval import Spill
+from vdr.search import DEFAULT_MAX_MEMORY_MB
 from vdr.shards import write_json
 from vdr.stage import one_sentence_errors
 
@@ -26,6 +35,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -58,6 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ocr-workers", type=positive_int, default=None, help="tesseract processes side by side (default: up to 4)"
     )
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="where the embedder encodes: auto (every visible CUDA device when there are two or more, else the "
+        "model's device) or comma-separated devices, one process each, e.g. cuda:0,cuda:1 or cpu,cpu",
+    )
+    parser.add_argument(
+        "--max-memory-mb",
+        type=positive_number,
+        default=DEFAULT_MAX_MEMORY_MB,
+        help="MiB for search blocks; page embeddings larger than this go through a temporary memory-mapped file",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.fusion_weight <= 1.0:
         parser.error(f"--fusion-weight must be between 0 and 1, got {args.fusion_weight}")
@@ -67,6 +95,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--dims must be comma-separated integers, got '{args.dims}'")
     if any(d < 1 for d in dims):
         parser.error(f"--dims must be positive, got '{args.dims}'")
+    devices = args.devices.strip()
+    try:
+        listed = devices if devices == "auto" else [d.strip() for d in devices.split(",") if d.strip()]
+        devices = check_devices(listed, "--devices", "cuda:0,cuda:1 or cpu,cpu")
+    except ValueError as error:
+        parser.error(str(error))
+
+    resolve_devices(devices, "--devices")  # a device this machine lacks stops here, before any loading
 
     # 1. Data and model; pages read as the model can read them (vdr/evalset.py)
     evalset = EvalSet.load(args.dataset)
@@ -74,7 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers)
 
     # 2. Retrieve, scoring every dimension from one encoding pass
-    metrics, top = evaluate_embedder(model, evalset, documents, dims, args.batch_size, "--dims")
+    with Spill(args.max_memory_mb, args.output.parent) as spill:
+        metrics, top = evaluate_embedder(
+            model, evalset, documents, dims, args.batch_size, "--dims", devices=devices, spill=spill
+        )
     run, tag = to_run(evalset.query_ids, evalset.corpus_ids, *top), "retrieve"
     result = {
         "model": args.model,

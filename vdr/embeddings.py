@@ -36,18 +36,35 @@ def save_embeddings(
     corpus_ids: list[str],
     settings: dict,
 ) -> None:
-    info = {"settings": settings, "query_ids": query_ids, "corpus_ids": corpus_ids}
     with atomic_path(folder) as temporary:
         temporary.mkdir()
-        np.save(temporary / "queries.npy", query_embeddings)
-        np.save(temporary / "corpus.npy", corpus_embeddings)
-        (temporary / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_embeddings(temporary, query_embeddings, corpus_embeddings, query_ids, corpus_ids, settings)
+
+
+def write_embeddings(
+    folder: Path,
+    query_embeddings: np.ndarray,
+    corpus_embeddings: np.ndarray,
+    query_ids: list[str],
+    corpus_ids: list[str],
+    settings: dict,
+) -> None:
+    """save_embeddings' files in an existing folder (a temporary one, renamed by the caller). Corpus embeddings
+    already written there as corpus.npy (encoded straight into it, vdr/retrieval.py) are kept as they are."""
+    info = {"settings": settings, "query_ids": query_ids, "corpus_ids": corpus_ids}
+    np.save(folder / "queries.npy", query_embeddings)
+    corpus_path = folder / "corpus.npy"
+    filename = getattr(corpus_embeddings, "filename", None)  # an np.memmap's file
+    if filename is None or not corpus_path.exists() or not Path(filename).samefile(corpus_path):
+        np.save(corpus_path, corpus_embeddings)
+    (folder / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def load_embeddings(
     folder: Path, query_ids: list[str], corpus_ids: list[str], settings: dict, stage: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query embeddings, corpus embeddings) in the order of `query_ids` and `corpus_ids`."""
+    """(query embeddings, corpus embeddings) in the order of `query_ids` and `corpus_ids`; the corpus embeddings
+    memory-mapped (read-only), so that a large corpus is read block by block, never loaded whole."""
     info_path = Path(folder) / "info.json"
     if not info_path.exists():
         raise FileNotFoundError(f"{folder} holds no embeddings (no info.json); run `dvc repro {stage}` first")
@@ -62,7 +79,7 @@ def load_embeddings(
             f"{folder}: its query or corpus ids differ from the evaluation set's (a changed dataset?); "
             f"run `dvc repro {stage}`"
         )
-    queries, corpus = np.load(Path(folder) / "queries.npy"), np.load(Path(folder) / "corpus.npy")
+    queries, corpus = np.load(Path(folder) / "queries.npy"), np.load(Path(folder) / "corpus.npy", mmap_mode="r")
     if queries.shape[0] != len(query_ids) or corpus.shape[0] != len(corpus_ids):
         raise ValueError(
             f"{folder}: {queries.shape[0]} query and {corpus.shape[0]} corpus rows "

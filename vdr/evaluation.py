@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
-from vdr.retrieval import encode_documents, encode_queries, truncate
-from vdr.search import search
+from vdr.devices import encoding_pool
+from vdr.retrieval import Spill, encode_documents, encode_queries, truncate
+from vdr.search import DEFAULT_MAX_MEMORY_MB, search
 from vdr.shards import atomic_path
 
 RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
@@ -129,30 +130,48 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
 
 
 def evaluate_embedder(
-    model, evalset, documents: list, dims: list[int], batch_size: int, dims_key: str = "evaluate.dims"
+    model,
+    evalset,
+    documents: list,
+    dims: list[int],
+    batch_size: int,
+    dims_key: str = "evaluate.dims",
+    devices=None,
+    spill: Spill | None = None,
 ):
     """Metrics at full size and at each Matryoshka dimension from ONE encoding pass, and the full-size search.
 
-    `documents`: evalset.documents(page_input), what the model reads of each page.
+    `documents`: evalset.documents(page_input), what the model reads of each page. `devices`: encode.devices
+    (`auto` or a list; None: the model's own device), one pool for queries and pages (vdr/devices.py). `spill`:
+    page embeddings above its memory bound stream through a memory-mapped file, and search keeps to that bound.
     Returns ({metric: value, ..., "dims": {dim: {metric: value}}}, (indices, scores) of the top RUN_DEPTH).
     """
-    query_embeddings = encode_queries(model, evalset.query_texts, batch_size)
-    document_embeddings = encode_documents(model, documents, batch_size)
-    return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims, dims_key)
+    with encoding_pool(model, devices) as pool:
+        query_embeddings = encode_queries(model, evalset.query_texts, batch_size, pool)
+        document_embeddings = encode_documents(model, documents, batch_size, pool, spill=spill)
+    return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims, dims_key, spill)
 
 
 def evaluate_embeddings(
-    query_embeddings, document_embeddings, evalset, dims: list[int], dims_key: str = "evaluate.dims"
+    query_embeddings,
+    document_embeddings,
+    evalset,
+    dims: list[int],
+    dims_key: str = "evaluate.dims",
+    spill: Spill | None = None,
 ):
     """evaluate_embedder's scoring on embeddings computed earlier (full size; each dimension truncated and
-    renormalised)."""
+    renormalised, through `spill`'s files when above its bound, and searched within its bound)."""
     full = query_embeddings.shape[1]
     too_large = [d for d in dims if d > full]
     if too_large:
         raise ValueError(f"{dims_key}: {too_large} exceed the model's embedding size {full}; lower them")
+    max_memory_mb = spill.max_memory_mb if spill is not None else DEFAULT_MAX_MEMORY_MB
     results, searches = {}, {}
     for dim in sorted({full, *dims}, reverse=True):
-        indices, scores = search(truncate(query_embeddings, dim), truncate(document_embeddings, dim), RUN_DEPTH)
+        pages = truncate(document_embeddings, dim, spill)
+        indices, scores = search(truncate(query_embeddings, dim), pages, RUN_DEPTH, max_memory_mb)
+        del pages  # a memory-mapped file is replaced by the next dimension's
         searches[dim] = (indices, scores)
         results[str(dim)] = ir_metrics(to_run(evalset.query_ids, evalset.corpus_ids, indices, scores), evalset.qrels)
     return {**results[str(full)], "dims": results}, searches[full]

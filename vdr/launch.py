@@ -11,8 +11,11 @@ params.yaml and data, and each relaunches it with a static rendezvous at node 0:
     python -m torch.distributed.run --nnodes=M --node-rank=R --master-addr=HOST --master-port=PORT
         --rdzv-backend=static --nproc_per_node=N stages/<stage>.py ARGS
 
-so that node R runs the global ranks R*N .. R*N+N-1, and node 0 runs rank 0, the process that saves the model,
-the checkpoints and the DVCLive curves: the other nodes write nothing.
+so that node R runs the global ranks R*N .. R*N+N-1. The first process of EVERY node (LOCAL_RANK 0) saves the
+model and the DVCLive curves: after each DDP step every process holds the same weights, so every node writes the
+same outputs, and the same `dvc repro` / `dvc exp run` runs on every node (DVC checks each stage's outputs on the
+node that ran it). Checkpoints are refused across nodes (vdr/params.py Training): transformers writes their weights
+on the global rank 0 only.
 
 Where the values come from (`node_setup`):
 - the number of nodes: `<stage>.num_nodes` in params.yaml. It changes the global batch and so the result, so it is
@@ -71,10 +74,11 @@ SLURM_MASTER = 'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIS
 
 
 def is_main_process() -> bool:
-    """True in a single-process run and in the global rank-0 worker: the one that saves models and logs.
+    """True in a single-process run and in the first worker of each node (LOCAL_RANK 0): the one that saves the
+    model and logs on its node (every node holds the same weights, so each writes the same outputs).
 
     Outside a torchrun worker RANK is not ours (a PyTorchJob sets it in every pod): the process is the main one."""
-    return not inside_distributed_launch() or int(os.environ.get("RANK", "0")) == 0
+    return not inside_distributed_launch() or int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ def relaunch_distributed(training: Training, section: str) -> None:
         print(
             f"node {nodes.rank} of {nodes.count} (rank from {nodes.rank_source}, node 0 at "
             f"{nodes.master_addr}:{nodes.master_port} from {nodes.master_source})"
-            + ("" if nodes.rank == 0 else ": a worker node, the model and curves are written on node 0"),
+            + ("" if nodes.rank == 0 else "; this node writes the same model and curves as node 0"),
             flush=True,
         )
     print("relaunching: " + " ".join(command), flush=True)

@@ -7,6 +7,7 @@ parameter can only make training diverge or fail.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -188,6 +189,16 @@ class Training(Section):
     lora: Lora | None = None  # null: full finetuning; a section: LoRA adapters, the base weights frozen
     freeze_vision: bool = False  # keep the vision tower's weights as they are (a multimodal model only)
 
+    @model_validator(mode="after")
+    def _checkpoints_on_one_node(self):
+        if self.num_nodes > 1 and self.save_steps is not None:
+            raise ValueError(
+                "save_steps: checkpoints are not supported across nodes (num_nodes > 1): transformers writes a "
+                "checkpoint's weights on the first node only, so the other nodes could not resume; set save_steps: "
+                "null, or train on one node"
+            )
+        return self
+
 
 class TrainEmbedder(Training):
     max_train_samples: int | None = Field(ge=2)  # null: every triplet
@@ -240,6 +251,40 @@ class Evaluate(Section):
         return self
 
 
+DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu|npu)(:\d+)?)$")  # a torch device name, as sentence-transformers takes it
+
+
+def check_devices(value, key: str | None = None, lists: str = "[cuda:0, cuda:1] or [cpu, cpu]"):
+    """`auto`, or a non-empty list of torch device names; otherwise ValueError (naming `key` when given)."""
+    if value == "auto":
+        return value
+    where = f"{key}: " if key else ""
+    example = f"auto, or a list of devices such as {lists}"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{where}must be {example}; got {value!r}")
+    bad = [device for device in value if not (isinstance(device, str) and DEVICE.match(device))]
+    if bad:
+        raise ValueError(f"{where}{bad[0]!r} is not a device name (cpu, cuda:N, mps, xpu:N, npu:N); must be {example}")
+    return list(value)
+
+
+class Encode(Section):
+    """Where the embedders encode (embed_base, mine, mine_reranker, evaluate): vdr/devices.py."""
+
+    devices: Union[Literal["auto"], list[str]] = "auto"  # auto: every visible CUDA device when there are 2 or more
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, value):
+        return check_devices(value)
+
+
+class Search(Section):
+    """Exact search (vdr/search.py) and page embeddings in bounded memory (mine, mine_reranker, evaluate)."""
+
+    max_memory_mb: float = Field(default=1024, gt=0)  # MiB; page embeddings above it go to a temporary .npy memmap
+
+
 class Publish(Section):
     push: bool
     repo_id: str
@@ -263,6 +308,8 @@ class Params(Section):
     train_embedder: TrainEmbedder
     train_reranker: TrainReranker
     evaluate: Evaluate
+    encode: Encode
+    search: Search
     publish: Publish
 
     @model_validator(mode="after")

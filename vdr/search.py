@@ -305,12 +305,14 @@ def mine_negatives(
     relative_margin: float,
     sampling_strategy: str = "top",
     seed: int = 0,
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
 ) -> list[list[int] | None]:
     """Hard negatives by page index, for any page modality: for query i, the pages at ranks range_min..range_max
     other than its positive, skipping any that score above (1 - relative_margin) x the positive's score (a likely
     duplicate or unlabelled positive); the best-ranked of them (sampling_strategy "top") or a seeded random draw
-    ("random"). None where fewer than num_negatives remain."""
-    indices, scores = search(query_embeddings, page_embeddings, range_max)
+    ("random"). None where fewer than num_negatives remain. `page_embeddings` may be an np.memmap: it is searched
+    block by block within `max_memory_mb`, and only each positive's row is read besides."""
+    indices, scores = search(query_embeddings, page_embeddings, range_max, max_memory_mb)
     generator = np.random.default_rng(seed)
     chosen = []
     for i, positive in enumerate(positives):

@@ -140,6 +140,17 @@ def train(trainer_class, model, args, dataset, loss, evaluator, checkpointing: C
     return trainer
 
 
+def leave_process_group() -> None:
+    """After training, on every process: wait for all, then end the distributed group. While one exists,
+    transformers writes a model's weights on the global rank 0 only; the first process of every node saves the
+    model (vdr/launch.py is_main_process), so each node ends with the same outputs."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def save(model, output: Path, checkpointing: Checkpoints, adapter: Adapter | None = None) -> None:
     """From the main process: the trained model, atomically, then drop the checkpoints (the run is done).
     With a LoRA `adapter` (vdr/lora.py), the adapter only or the merged model, as its `merge` says.
@@ -148,6 +159,7 @@ def save(model, output: Path, checkpointing: Checkpoints, adapter: Adapter | Non
     bad = not_finite_weights(model, "the trained model")
     if bad:
         raise NotFiniteError(f"the training diverged: {bad}, so {output} was not written; {_hint(checkpointing)}")
+    leave_process_group()
     if not is_main_process():
         return
     with atomic_path(output) as temporary:

@@ -1,0 +1,113 @@
+"""Which devices an embedder encodes on (params.yaml `encode.devices`, `vdr-eval --devices`), and the process pool.
+
+    with encoding_pool(model, params.encode.devices) as pool:   # None: one process, on the model's own device
+        embeddings = encode_documents(model, pages, batch_size, pool)
+
+`auto`: every visible CUDA device when there are two or more, else the model's one device (one process: a
+single GPU or the CPU). A list of two or more (`[cuda:0, cuda:1]`, `[cpu, cpu]`):
+sentence-transformers' own multi-process encoding, one worker process per entry, each with its own copy of the
+model; a list of one moves the model to that device. Inputs are cut into chunks in order and the workers' results
+are put back in that order, so the embeddings are the single-process ones, row for row, to float tolerance
+(a batch's padding depends on which inputs share it).
+
+The pool starts once per stage (one `with`) and is stopped when the block ends, on an error too. While it runs,
+SIGTERM (a killed `dvc`, vdr/stage.py) raises SystemExit in the main thread, so the workers are stopped rather
+than left behind; a SIGKILL of the main process cannot be caught, and its workers must be ended by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+
+
+def resolve_devices(setting, key: str = "encode.devices") -> list[str]:
+    """The devices `setting` (`auto` or a list, checked by vdr/params.py) names on this machine: [] for the
+    model's own device (auto with fewer than two CUDA devices), else the list, each checked to exist here."""
+    import torch
+
+    if setting == "auto":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{index}" for index in range(count)] if count >= 2 else []
+    devices = list(setting)
+    for device in devices:
+        kind, _, index = device.partition(":")
+        if kind == "cpu":
+            continue
+        if kind == "mps":
+            available = torch.backends.mps.is_available()
+            count = 1 if available else 0
+        else:
+            backend = getattr(torch, kind, None)
+            available = backend is not None and backend.is_available()
+            count = backend.device_count() if available else 0
+        if not available or (index and int(index) >= count):
+            seen = f"{count} {kind} device(s) visible" if available else f"no {kind} device here"
+            raise ValueError(f"{key}: {device} is not available ({seen}); list the devices of this machine, or auto")
+    return devices
+
+
+def pool_devices(model, setting, key: str = "encode.devices") -> list[str]:
+    """The devices of a pool (two or more), or [] after moving the model to its one device when one is named
+    (None: [], the model stays where it is)."""
+    if setting is None:
+        return []
+    devices = resolve_devices(setting, key)
+    if len(devices) == 1:
+        model.to(devices[0])
+        return []
+    return devices
+
+
+@contextlib.contextmanager
+def encoding_pool(model, setting, key: str = "encode.devices"):
+    """sentence-transformers' multi-process pool over the devices `setting` names (pass it as `pool=` to
+    encode_query / encode_document), or None for one process (also for `setting` None); stopped when the block
+    ends, whatever ends it."""
+    devices = pool_devices(model, setting, key)
+    if not devices:
+        yield None
+        return
+    with sigterm_raises():
+        with cpu_threads_per_worker(devices):
+            pool = model.start_multi_process_pool(devices)
+        try:
+            yield pool
+        finally:
+            model.stop_multi_process_pool(pool)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """SIGTERM raises SystemExit(143) in the main thread for the block's duration (elsewhere: no change), so that
+    `finally` clauses run: worker processes are stopped instead of outliving their parent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def cpu_threads_per_worker(devices: list[str]):
+    """CPU workers share the machine's cores rather than each taking all of them (OMP_NUM_THREADS while the pool
+    starts; the workers read it once). Left alone when the environment sets it, or no worker runs on the CPU."""
+    workers = devices.count("cpu")
+    if not workers or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
