@@ -39,7 +39,7 @@ def main(paths: Paths) -> None:
     params = load_params(paths.params)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
-    documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
+    documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
     # 2. The base embedder, one encoding pass at full size, on every device of the pool, into a temporary folder
     model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)

@@ -59,7 +59,7 @@ def main(paths: Paths) -> None:
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     check_rerank_depth(evaluate.top_k, len(evalset.corpus_ids), "evaluate.top_k")  # before any encoding
-    documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers)
+    documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
     # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
     metrics, top = {}, {}

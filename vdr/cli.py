@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     # 1. Data and model; pages read as the model can read them (vdr/evalset.py)
     evalset = EvalSet.load(args.dataset)
     model = load_embedder(args.model, max_seq_length=args.max_seq_length, key="--model")
-    documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers)
+    documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers, lazy=True)
 
     # 2. Retrieve, scoring every dimension from one encoding pass
     with Spill(args.max_memory_mb, args.output.parent) as spill:

@@ -15,6 +15,7 @@ queries.parquet; the others are counted in `skipped` and reported, never scored 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,19 +69,47 @@ def read_pages(
     ocr_cache: Path | None = None,
     ocr_workers: int | None = None,
     decode: bool = True,
+    lazy: bool = False,
 ) -> list:
     """What the models read of each page, as models.page_input says: the screenshots (decoded RGB images, or
-    their PNG/JPEG bytes with decode=False), or page_texts (text layer, else OCR)."""
+    their PNG/JPEG bytes with decode=False; with lazy=True a `Screenshots` sequence that decodes them when read),
+    or page_texts (text layer, else OCR)."""
     if page_input not in PAGE_INPUTS:
         raise ValueError(f"models.page_input: '{page_input}' is not one of {PAGE_INPUTS}")
     if page_input == "text":
         return page_texts(pages, where, ocr_cache, ocr_workers)
     if "image" not in pages.column_names:
         raise ValueError(f"{where}: models.page_input is image, but the pages have no 'image' column")
+    if lazy and decode:
+        return Screenshots(pages["image"], [f"{where}, id '{page_id}'" for page_id in page_ids(pages)])
     images = pages["image"].to_pylist()
     if not decode:
         return images
     return [decode_page(data, f"{where}, id '{page_id}'") for data, page_id in zip(images, page_ids(pages))]
+
+
+class Screenshots(Sequence):
+    """Page screenshots decoded when read, an item or a slice (a list) at a time, never all at once: the encoders
+    take them a chunk at a time (vdr/retrieval.py encode_documents), so a corpus of screenshots costs its encoded
+    bytes (the Arrow column) plus one chunk of decoded images. A bad image names its page when it is read."""
+
+    decoded_on_read = True
+
+    def __init__(self, images: pa.ChunkedArray | pa.Array, names: list[str]):
+        self.images, self.names = images, names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            data = self.images.slice(start, max(0, stop - start)).to_pylist()
+            return [decode_page(image, name) for image, name in zip(data, self.names[start:stop])]
+        index = int(index) + (len(self) if index < 0 else 0)
+        return decode_page(self.images[index].as_py(), self.names[index])
 
 
 def page_ids(pages: pa.Table) -> list[str]:
@@ -139,9 +168,12 @@ class EvalSet:
         print(f"{folder}: {evalset}", file=sys.stderr)  # the one report of the set, with any queries not scored
         return evalset
 
-    def documents(self, page_input: str, ocr_cache: Path | None = None, ocr_workers: int | None = None) -> list:
-        """Every corpus page as the models read it (read_pages), in corpus_ids order."""
-        return read_pages(self.corpus, page_input, corpus_path(self.folder), ocr_cache, ocr_workers)
+    def documents(
+        self, page_input: str, ocr_cache: Path | None = None, ocr_workers: int | None = None, lazy: bool = False
+    ) -> list:
+        """Every corpus page as the models read it (read_pages), in corpus_ids order; lazy=True: screenshots are
+        decoded when read (`Screenshots`), for the encoders that take them a chunk at a time."""
+        return read_pages(self.corpus, page_input, corpus_path(self.folder), ocr_cache, ocr_workers, lazy=lazy)
 
     def relevant(self) -> dict[str, set[str]]:
         """{query id: the ids of its relevant pages (score > 0)}, as sentence-transformers' evaluators take it."""

@@ -38,7 +38,8 @@ def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.nd
     NaN or infinite scores (a reranker whose training diverged) stop here, before any run file or metric."""
     from vdr.finite import model_name, require_finite
 
-    pairs = [(query, documents[i]) for query, row in zip(queries, candidates) for i in row]
+    candidate_pages = {int(i): documents[int(i)] for i in np.unique(candidates)}  # each decoded once (Screenshots)
+    pairs = [(query, candidate_pages[int(i)]) for query, row in zip(queries, candidates) for i in row]
     scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
     hint = (
         "it was probably trained with a diverging learning rate: retrain it with a lower "

@@ -102,6 +102,8 @@ def encode_documents(
     streaming. With `spill`, embeddings above its bound are encoded a chunk at a time into `out` (a .npy path) or
     a file of the spill, and returned as a read-only np.memmap; each chunk is checked for NaN as it comes."""
     what = f"the page embeddings of {model_name(model)}"
+    if getattr(documents, "decoded_on_read", False):  # screenshots decoded a chunk at a time (vdr/evalset.py)
+        return _encode_chunks(model, documents, batch_size, pool, spill, out, what)
     dim = embedding_dimension(model) if spill is not None else None
     if dim is None or spill.fits(len(documents), dim):
         inputs = documents if read is None else [read(page) for page in documents]
@@ -126,6 +128,44 @@ def encode_documents(
             shape = (len(documents), embeddings.shape[1])
             matrix = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
         matrix[start : start + len(chunk)] = embeddings
+    matrix.flush()
+    del matrix
+    return np.load(path, mmap_mode="r")
+
+
+DECODED_PAGES_PER_CHUNK = 256  # decoded screenshots held at once: about 0.7 GB of letter pages at 100 dpi
+
+
+def _encode_chunks(model, documents, batch_size: int, pool, spill: Spill | None, out: Path | None, what: str):
+    """Pages that decode when read, a chunk (whole batches) at a time: the embeddings in memory, or with `spill`
+    above its bound in a .npy memmap (`out` or a file of the spill), as encode_documents returns them."""
+    workers = len(pool["processes"]) if pool is not None else 1
+    step = max(batch_size * workers, DECODED_PAGES_PER_CHUNK // batch_size * batch_size)
+    dim = embedding_dimension(model)
+    if spill is not None and dim is not None and not spill.fits(len(documents), dim):
+        step = min(step, spill.rows_per_chunk(dim, batch_size, workers))
+        path = Path(out) if out is not None else spill.file("pages.npy")
+    else:
+        path = None
+    parts, matrix = [], None
+    for start in range(0, len(documents), step):
+        chunk = documents[start : start + step]
+        embeddings = model.encode_document(
+            chunk, batch_size=batch_size, **encode_options(pool, len(chunk), batch_size)
+        )
+        require_finite(
+            embeddings, f"{what} (pages {start} to {start + len(chunk) - 1} of {len(documents)})", NOT_FINITE_HINT
+        )
+        if path is None:
+            parts.append(embeddings)
+            continue
+        if matrix is None:
+            matrix = np.lib.format.open_memmap(
+                path, mode="w+", dtype=np.float32, shape=(len(documents), embeddings.shape[1])
+            )
+        matrix[start : start + len(chunk)] = embeddings
+    if path is None:
+        return np.concatenate(parts) if parts else np.zeros((0, dim or 0), dtype=np.float32)
     matrix.flush()
     del matrix
     return np.load(path, mmap_mode="r")
