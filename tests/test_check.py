@@ -80,3 +80,16 @@ def test_a_text_model_on_screenshots_needs_tesseract(tmp_path, monkeypatch):
     with pytest.raises(TesseractMissingError, match="needs the tesseract binary"):
         main(Paths(params=params_file(tmp_path, screenshots), output=tmp_path / "c"))
     main(Paths(params=params_file(tmp_path), output=tmp_path / "c"))  # text-layer pages need no OCR
+
+
+def test_training_on_several_nodes_needs_the_node_rank_before_anything_runs(tmp_path, monkeypatch):
+    for name in ("PET_NODE_RANK", "NODE_RANK", "SLURM_NODEID", "PET_NNODES", "NNODES", "SLURM_JOB_NUM_NODES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "node-0")
+    two_nodes = params_file(tmp_path, lambda p: p["train_reranker"].update(num_nodes=2))
+    with pytest.raises(ValueError, match=r"train_reranker.num_nodes is 2.*NODE_RANK"):
+        main(Paths(params=two_nodes, output=tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
+    monkeypatch.setenv("NODE_RANK", "1")
+    main(Paths(params=two_nodes, output=tmp_path / "c"))
+    assert json.loads((tmp_path / "c").read_text()) == PASSED
