@@ -10,6 +10,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -237,3 +239,45 @@ def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path):
         assert spill.folder is not None and [p.name for p in spill.folder.iterdir()] == ["pages.npy"]
     assert len(in_memory) > 0 and streamed.to_dict() == in_memory.to_dict()
     assert not list((tmp_path / "spill").iterdir())
+
+
+KILLED_STAGE = """
+import multiprocessing, sys, time
+from vdr.devices import encoding_pool
+
+class SleepingPool:
+    def start_multi_process_pool(self, devices):
+        context = multiprocessing.get_context("spawn")
+        processes = [context.Process(target=time.sleep, args=(300,), daemon=True) for _ in devices]
+        for process in processes:
+            process.start()
+        return {"input": context.Queue(), "output": context.Queue(), "processes": processes}
+
+    def stop_multi_process_pool(self, pool):
+        for process in pool["processes"]:
+            process.terminate()
+
+if __name__ == "__main__":
+    with encoding_pool(SleepingPool(), ["cpu", "cpu"]) as pool:
+        open(sys.argv[1], "w").write(" ".join(str(p.pid) for p in pool["processes"]))
+        time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_stage_leaves_no_pool_worker(tmp_path, stage_env):
+    """SIGKILL cannot be caught: the pool's watcher, signalled by the kernel when the stage dies, ends the workers."""
+    (tmp_path / "stage.py").write_text(KILLED_STAGE)
+    stage = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids")], env=stage_env)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pids").exists() or not (tmp_path / "pids").read_text():
+        assert stage.poll() is None and time.monotonic() < deadline, "the pool did not start"
+        time.sleep(0.2)
+    workers = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    stage.kill()
+    stage.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers), "a pool worker outlived the killed stage"

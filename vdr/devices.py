@@ -12,7 +12,8 @@ are put back in that order, so the embeddings are the single-process ones, row f
 
 The pool starts once per stage (one `with`) and is stopped when the block ends, on an error too. While it runs,
 SIGTERM (a killed `dvc`, vdr/stage.py) raises SystemExit in the main thread, so the workers are stopped rather
-than left behind; a SIGKILL of the main process cannot be caught, and its workers must be ended by hand.
+than left behind. A SIGKILL of the stage cannot be caught: a small watcher process, which the kernel signals when
+the stage dies (Linux's parent-death signal), then kills the workers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
+
+from vdr.stage import die_with_parent
+
+# kills the pids it is given when it gets SIGTERM, which the kernel sends when its parent (the stage) dies
+WATCHER = (
+    "import os, signal, sys, time\n"
+    "def stop(*_):\n"
+    "    for pid in sys.argv[1:]:\n"
+    "        try:\n"
+    "            os.kill(int(pid), signal.SIGKILL)\n"
+    "        except ProcessLookupError:\n"
+    "            pass\n"
+    "    os._exit(0)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "while True:\n"
+    "    time.sleep(3600)\n"
+)
 
 
 def resolve_devices(setting, key: str = "encode.devices") -> list[str]:
@@ -73,10 +93,26 @@ def encoding_pool(model, setting, key: str = "encode.devices"):
     with sigterm_raises():
         with cpu_threads_per_worker(devices):
             pool = model.start_multi_process_pool(devices)
+        watcher = watch_workers([process.pid for process in pool["processes"]])
         try:
             yield pool
         finally:
             model.stop_multi_process_pool(pool)
+            if watcher is not None:
+                watcher.kill()
+                watcher.wait()
+
+
+def watch_workers(pids: list[int]) -> subprocess.Popen | None:
+    """A process that kills `pids` if this one dies without stopping them (SIGKILL); Linux only (None elsewhere)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None  # the parent-death signal follows the thread that started the watcher
+    return subprocess.Popen(
+        [sys.executable, "-c", WATCHER, *map(str, pids)],
+        preexec_fn=die_with_parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 @contextlib.contextmanager
