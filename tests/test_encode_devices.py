@@ -242,20 +242,9 @@ def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path):
 
 
 KILLED_STAGE = """
-import multiprocessing, sys, time
+import sys, time
+from tests.test_encode_devices import SleepingPool
 from vdr.devices import encoding_pool
-
-class SleepingPool:
-    def start_multi_process_pool(self, devices):
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=time.sleep, args=(300,), daemon=True) for _ in devices]
-        for process in processes:
-            process.start()
-        return {"input": context.Queue(), "output": context.Queue(), "processes": processes}
-
-    def stop_multi_process_pool(self, pool):
-        for process in pool["processes"]:
-            process.terminate()
 
 if __name__ == "__main__":
     with encoding_pool(SleepingPool(), ["cpu", "cpu"]) as pool:
@@ -268,7 +257,8 @@ if __name__ == "__main__":
 def test_a_killed_stage_leaves_no_pool_worker(tmp_path, stage_env):
     """SIGKILL cannot be caught: the pool's watcher, signalled by the kernel when the stage dies, ends the workers."""
     (tmp_path / "stage.py").write_text(KILLED_STAGE)
-    stage = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids")], env=stage_env)
+    env = dict(stage_env, PYTHONPATH=str(REPO))  # SleepingPool from this module
+    stage = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids")], env=env)
     deadline = time.monotonic() + 60
     while not (tmp_path / "pids").exists() or not (tmp_path / "pids").read_text():
         assert stage.poll() is None and time.monotonic() < deadline, "the pool did not start"
