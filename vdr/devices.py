@@ -27,7 +27,8 @@ import threading
 
 from vdr.stage import die_with_parent
 
-# kills the pids it is given when it gets SIGTERM, which the kernel sends when its parent (the stage) dies
+# kills the pids it is given when it gets SIGTERM, which the kernel sends when its parent (the stage) dies; it starts
+# with SIGTERM blocked (_watcher_start), so a SIGTERM that comes while Python starts waits for the handler
 WATCHER = (
     "import os, signal, sys, time\n"
     "def stop(*_):\n"
@@ -38,6 +39,7 @@ WATCHER = (
     "            pass\n"
     "    os._exit(0)\n"
     "signal.signal(signal.SIGTERM, stop)\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
     "while True:\n"
     "    time.sleep(3600)\n"
 )
@@ -103,13 +105,20 @@ def encoding_pool(model, setting, key: str = "encode.devices"):
                 watcher.wait()
 
 
+def _watcher_start() -> None:
+    """In the watcher, before it runs Python: SIGTERM held back until its handler is set, then the parent-death
+    signal (if the stage already died, the SIGTERM it sends waits for the handler too)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    die_with_parent()
+
+
 def watch_workers(pids: list[int]) -> subprocess.Popen | None:
     """A process that kills `pids` if this one dies without stopping them (SIGKILL); Linux only (None elsewhere)."""
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return None  # the parent-death signal follows the thread that started the watcher
     return subprocess.Popen(
         [sys.executable, "-c", WATCHER, *map(str, pids)],
-        preexec_fn=die_with_parent,
+        preexec_fn=_watcher_start,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
