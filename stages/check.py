@@ -12,8 +12,11 @@ the run while everything is still in place:
   3. the environment: HF_TOKEN when publish.push is true; tesseract when a text model will read
      screenshots (models.page_input: text over a dataset of page images); every device encode.devices lists;
      with num_nodes > 1, this node's rank and node 0's address (vdr/launch.py)
-Writes metrics/check.json, whose content is the same whenever the checks pass, so a passing check never
-reruns the stages after it.
+  4. what DVC cannot see: the folder fetch.path names (fetch.source documents or local) lies outside the
+     pipeline, so its fingerprint (every file's path, size and modification time) is recorded; the stage runs
+     on every `dvc repro` (always_changed), and a changed folder reruns fetch
+Writes metrics/check.json, whose content is the same whenever the checks pass and that folder is unchanged, so a
+passing check never reruns the stages after it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.devices import resolve_devices
+from vdr.documents import folder_fingerprint
 from vdr.hub import hub_token
 from vdr.launch import node_setup
 from vdr.models import check_model_source, loading_kwargs, resolve_model
@@ -61,6 +65,14 @@ def check_environment(params) -> None:
         node_setup(training.num_nodes, training.rdzv_endpoint, section)
 
 
+def outside_inputs(params) -> dict:
+    """Fingerprints of the inputs outside the repository that the stages read: DVC tracks them through this file."""
+    if params.fetch.source not in ("documents", "local"):
+        return {}
+    documents_only = params.fetch.source == "documents"
+    return {"fetch.path": folder_fingerprint(Path(params.fetch.path), documents_only)}
+
+
 def main(paths: Paths) -> None:
     # 1. The whole params file: every section, key, type, range and cross-check
     params = load_params(paths.params)
@@ -69,8 +81,10 @@ def main(paths: Paths) -> None:
     check_models(params)
     check_environment(params)
 
-    # 3. The same content whenever everything passes, so the stages after this one do not rerun
-    write_json(paths.output, PASSED)
+    # 3. The same content whenever everything passes and the inputs outside the repository are unchanged, so the
+    #    stages after this one do not rerun
+    inputs = outside_inputs(params)
+    write_json(paths.output, {**PASSED, "inputs": inputs} if inputs else PASSED)
     print(f"{paths.params}: every section valid; models and environment ready")
 
 

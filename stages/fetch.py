@@ -8,12 +8,17 @@ fetch.source decides where it comes from:
   hub         a Hub dataset in the layout of tomaarsen/llamaindex-vdr-en-train-preprocessed, at fetch.revision;
               pages are screenshots (image bytes), the eval set built exactly as the reference post builds it
   local       the same layout from a folder on disk (one folder per config)
-Writes data/raw/train.parquet (query + page) and data/raw/eval/ (documents, queries, qrels),
-plus metrics/fetch.json with counts and where the data came from.
+  documents   your own PDFs and page images (fetch.path, searched recursively), with no queries: each file is
+              identified by its content's hash (a duplicate counted once) and the split into train and held-out
+              is by document (vdr/documents.py); the generate stage writes their queries
+Writes data/raw/train.parquet (query + page) and data/raw/eval/ (documents, queries, qrels), or for
+documents data/raw/documents.parquet (id, name, kind, split, pages, content), plus metrics/fetch.json with
+counts and where the data came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vdr.corpus import dataset_rows, docstring_entries, hub_commit, package_version, stable_rank
+from vdr.documents import read_documents, scan_folder, split_documents
 from vdr.params import load_params
 from vdr.shards import atomic_path, write_json, write_qrels
 from vdr.stage import parse_args, stage_process
@@ -54,6 +60,8 @@ def main(paths: Paths) -> None:
     output, metrics_path = paths.output, paths.metrics
     if params.source == "docstrings":
         fetch_docstrings(params, output, metrics_path)
+    elif params.source == "documents":
+        fetch_documents(params, output, metrics_path)
     else:
         fetch_dataset(params, output, metrics_path)
 
@@ -104,6 +112,62 @@ def fetch_dataset(params, output: Path, metrics_path: Path) -> None:
             "skipped_bad_rows": skipped,
             "fingerprints": fingerprints,
         },
+    )
+
+
+def fetch_documents(params, output: Path, metrics_path: Path) -> None:
+    # 1. Every PDF and page image under the folder, once per content; unreadable ones named
+    folder = Path(params.path).expanduser()
+    found = scan_folder(folder)
+    documents, duplicates, bad = read_documents(found, folder, params.on_bad_document)
+    print(f"{len(found)} files in {folder}: {len(documents)} documents, {len(duplicates)} duplicates, {len(bad)} bad")
+
+    # 2. Split by document, seeded: no page of a held-out document is trained on
+    train, held_out = split_documents(documents, params.eval_share, params.seed)
+    limit = params.max_pages_per_document
+    pages = lambda d: d.pages if limit is None else min(d.pages, limit)  # noqa: E731
+
+    # 3. Write data/raw atomically
+    rows = [
+        {"id": d.id, "name": d.name, "kind": d.kind, "split": split, "pages": pages(d), "content": d.content}
+        for split, part in (("train", train), ("eval", held_out))
+        for d in sorted(part, key=lambda d: d.name)
+    ]
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("name", pa.string()),
+            ("kind", pa.string()),
+            ("split", pa.string()),
+            ("pages", pa.int32()),
+            ("content", pa.binary()),
+        ]
+    )
+    with atomic_path(output) as raw:
+        raw.mkdir()
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), raw / "documents.parquet")
+
+    collection = hashlib.sha256("\n".join(sorted(d.id for d in documents)).encode()).hexdigest()
+    write_json(
+        metrics_path,
+        {
+            "source": "documents",
+            "path": str(params.path),
+            "documents": len(documents),
+            "collection_sha256": collection,  # of the sorted document ids: the same documents, the same hash
+            "train_documents": len(train),
+            "eval_documents": len(held_out),
+            "train_pages": sum(pages(d) for d in train),
+            "eval_pages": sum(pages(d) for d in held_out),
+            "pages_left_out": sum(d.pages - pages(d) for d in documents),  # past max_pages_per_document
+            "kinds": {kind: sum(d.kind == kind for d in documents) for kind in ("pdf", "image")},
+            "duplicate_files": [{"file": name, "same_as": first} for name, first in duplicates],
+            "skipped_bad_documents": [{"file": name, "why": why} for name, why in bad],
+        },
+    )
+    print(
+        f"train: {len(train)} documents, {sum(pages(d) for d in train)} pages; "
+        f"held out: {len(held_out)} documents, {sum(pages(d) for d in held_out)} pages"
     )
 
 

@@ -86,7 +86,9 @@ def main(paths: Paths) -> None:
         set_seed(mine.seed)  # sampling_strategy: random draws from torch's generator
         if params.models.page_input == "image":
             with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
-                mined = mine_image_negatives(queries, positives, model, mine, params.encode.devices, spill)
+                mined = mine_image_negatives(
+                    queries, positives, model, mine, params.encode.devices, spill, train["id"].to_pylist()
+                )
         else:
             pairs = Dataset.from_dict({"query": queries, "positive": positives})
             mined = mine_hard_negatives_checked(pairs, model, mine, params.encode.devices)
@@ -108,16 +110,29 @@ def main(paths: Paths) -> None:
 
 
 def mine_image_negatives(
-    queries: list[str], pages: list[bytes], model, mine, devices="auto", spill: Spill | None = None
+    queries: list[str],
+    pages: list[bytes],
+    model,
+    mine,
+    devices="auto",
+    spill: Spill | None = None,
+    page_ids: list[str] | None = None,
 ) -> Dataset:
-    """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`."""
+    """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`.
+
+    Rows that share a page id (several queries of one page) share one corpus entry, so a query's own page is never
+    mined as its negative through another row."""
+    page_ids = page_ids or [str(i) for i in range(len(pages))]
+    corpus = {page_id: index for index, page_id in enumerate(dict.fromkeys(page_ids))}
+    first_row = {page_id: row for row, page_id in reversed(list(enumerate(page_ids)))}
+    unique_pages = [pages[first_row[page_id]] for page_id in corpus]
     with encoding_pool(model, devices) as pool:
         query_embeddings = encode_queries(model, queries, mine.batch_size, pool)
-        page_embeddings = encode_documents(model, pages, mine.batch_size, pool, spill=spill, read=decode_image)
+        page_embeddings = encode_documents(model, unique_pages, mine.batch_size, pool, spill=spill, read=decode_image)
     chosen = mine_negatives(
         query_embeddings,
         page_embeddings,
-        list(range(len(pages))),
+        [corpus[page_id] for page_id in page_ids],
         mine.num_negatives,
         mine.range_min,
         mine.range_max,
@@ -132,7 +147,9 @@ def mine_image_negatives(
             "mine: no training pair kept any negative; widen range_max or lower relative_margin in params.yaml"
         )
     columns = {"query": [queries[i] for i in kept], "positive": [pages[i] for i in kept]}
-    columns.update({f"negative_{j + 1}": [pages[chosen[i][j]] for i in kept] for j in range(mine.num_negatives)})
+    columns.update(
+        {f"negative_{j + 1}": [unique_pages[chosen[i][j]] for i in kept] for j in range(mine.num_negatives)}
+    )
     return Dataset.from_dict(columns)
 
 

@@ -38,6 +38,7 @@ class Paths:
     embedder: Path = Path("models/embedder")
     metrics: Path = Path("metrics/evaluate.json")
     fetch_metrics: Path = Path("metrics/fetch.json")
+    generate_metrics: Path = Path("metrics/generate.json")
     picture: Path = Path("reports") / PICTURE
     output: Path = Path("models/published")
 
@@ -62,12 +63,21 @@ def main(paths: Paths) -> None:
             "lower it (or null: the full size)"
         )
     fetch_metrics = json.loads(paths.fetch_metrics.read_text()) if paths.fetch_metrics.exists() else {}
+    generate_metrics = json.loads(paths.generate_metrics.read_text()) if paths.generate_metrics.exists() else {}
     commit = git_commit()
     experiment = os.environ.get("DVC_EXP_NAME", "workspace")  # set by `dvc exp run`
     overrides = changed_params(str(paths.params), commit)
     picture = paths.picture.exists()
     card = model_card(
-        params, metrics, fetch_metrics, commit, experiment, overrides, pipeline_hashes(Path("dvc.lock")), picture
+        params,
+        metrics,
+        fetch_metrics,
+        commit,
+        experiment,
+        overrides,
+        pipeline_hashes(Path("dvc.lock")),
+        picture,
+        generate_metrics,
     )
 
     # 3. The model folder plus its card, written atomically

@@ -1,11 +1,15 @@
 """render: typeset every document to an A4 PDF and rasterise its first page with pypdfium2, or, when
-the documents arrive as screenshots (an `image` column), normalise them: RGB, at most render.max_pixels.
+the documents arrive as screenshots (an `image` column), normalise them: RGB, at most render.max_pixels;
+your own documents (fetch.source: documents): every page of every PDF rasterised at render.dpi with its text
+layer, PNG/JPEG pages normalised.
 
     python stages/render.py           (run by `dvc repro render`)
 
 Writes Parquet shards with the page image (PNG bytes) and the page's PDF text layer:
-  data/pages/train/part-*.parquet    id, query, image, text (+ negative_0.. images when the dataset gives negatives)
-  data/pages/eval/                   BEIR layout: corpus/part-*.parquet (id, image, text), queries.parquet, qrels.tsv
+  data/rendered/train/part-*.parquet  id, query, image, text (+ negative_0.. images when the dataset gives negatives)
+  data/rendered/eval/                 BEIR layout: corpus/part-*.parquet (id, image, text), queries.parquet, qrels.tsv
+Your own documents have no queries yet: train/ and eval/corpus/ hold their pages (id, document, page, image,
+text), and the generate stage writes the queries. The generate stage passes the rest on unchanged as data/pages.
 Screenshots have no text layer (text is empty). A query whose text appears verbatim on its own page
 is dropped (and counted in metrics/render.json). A page that cannot be typeset or decoded stops the
 stage with its id; with render.on_bad_page: skip it is dropped instead (a training row, or an eval page
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 
-from vdr.corpus import normalise_whitespace
-from vdr.pages import bad_pages, normalise_all, render_all
+from vdr.corpus import query_on_page
+from vdr.documents import page_rows
+from vdr.pages import bad_pages, map_pages, normalise_all, render_all
 from vdr.params import load_params
 from vdr.shards import (
     atomic_path,
@@ -40,23 +46,23 @@ from vdr.stage import parse_args, stage_process
 class Paths:
     params: Path = Path("params.yaml")
     raw: Path = Path("data/raw")
-    output: Path = Path("data/pages")
+    output: Path = Path("data/rendered")
     metrics: Path = Path("metrics/render.json")
 
 
 PAGE_SCHEMA = pa.schema(
     [("id", pa.string()), ("image", pa.binary()), ("text", pa.string()), ("width", pa.int32()), ("height", pa.int32())]
 )
-
-
-def query_on_page(query: str, page_text: str) -> bool:
-    return normalise_whitespace(query) in normalise_whitespace(page_text)
+DOCUMENT_PAGE_SCHEMA = pa.schema([("document", pa.string()), ("page", pa.int32()), *PAGE_SCHEMA])
 
 
 def main(paths: Paths) -> None:
     # 1. Parameters and inputs
     params = load_params(paths.params).render
     raw = paths.raw
+    if (raw / "documents.parquet").exists():  # your own documents: pages only, the generate stage adds queries
+        render_documents(params, raw / "documents.parquet", paths.output, paths.metrics)
+        return
     train = read_table(raw / "train.parquet")
     documents = read_table(raw / "eval" / "documents.parquet")
     queries = read_table(raw / "eval" / "queries.parquet")
@@ -168,6 +174,49 @@ def main(paths: Paths) -> None:
             ),
         },
     )
+
+
+def render_documents(params, documents_path: Path, output: Path, metrics_path: Path) -> None:
+    # 1. The documents fetch kept, each with its split and how many pages to render
+    documents = read_table(documents_path)
+    require_columns(documents, ["id", "kind", "split", "pages", "content"], documents_path)
+    if params.dpi is None or params.max_pixels is None:
+        raise ValueError(
+            "render.dpi and render.max_pixels: your documents' PDF pages are rasterised at render.dpi, their PNG/JPEG "
+            "pages kept at most render.max_pixels; set both (e.g. 100 and 4000000)"
+        )
+
+    # 2. Every page: rasterised with its text layer (PDF) or normalised (image); a document that fails is named
+    pages, bad = {}, {}
+    for split in ("train", "eval"):
+        rows = documents.filter(pa.compute.equal(documents["split"], split)).to_pylist()
+        jobs = [(r["id"], r["kind"], r["content"], r["pages"], params.dpi, params.max_pixels) for r in rows]
+        rendered = map_pages(page_rows, jobs, params.workers, f"render {split} documents")
+        bad[split] = bad_pages(rendered, params.on_bad_page, documents_path)
+        pages[split] = [row for document in rendered if "error" not in document for row in document["rows"]]
+    if not pages["train"] or not pages["eval"]:
+        empty = "train" if not pages["train"] else "eval"
+        raise ValueError(f"{documents_path}: no {empty} page could be rendered; the stages after render need both")
+
+    # 3. Write shards atomically
+    with atomic_path(output) as folder:
+        write_shards(folder / "train", pages["train"], DOCUMENT_PAGE_SCHEMA, params.shard_size)
+        write_shards(folder / "eval" / "corpus", pages["eval"], DOCUMENT_PAGE_SCHEMA, params.shard_size)
+
+    every = pages["train"] + pages["eval"]
+    write_json(
+        metrics_path,
+        {
+            "train_pages": len(pages["train"]),
+            "eval_pages": len(pages["eval"]),
+            "pages_without_text_layer": sum(not page["text"].strip() for page in every),  # read through OCR
+            "skipped_bad_documents": bad,
+            "dpi": params.dpi,
+            "max_pixels": params.max_pixels,
+            "mean_page_text_chars": round(sum(len(p["text"]) for p in every) / len(every), 1),
+        },
+    )
+    print(f"pages: {len(pages['train'])} train, {len(pages['eval'])} held out")
 
 
 if __name__ == "__main__":

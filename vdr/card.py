@@ -122,8 +122,31 @@ def pipeline_hashes(lock_path: Path) -> dict:
     return hashes
 
 
-def data_sentence(fetch_metrics: dict) -> str:
-    """Where the training and evaluation data came from, from fetch's metrics."""
+def documents_sentence(fetch_metrics: dict, generate_metrics: dict) -> str:
+    """Your own documents: how many, their hash, the split, who wrote the queries and what the filters kept."""
+    queries = generate_metrics.get("queries", {})
+    model, backend = generate_metrics.get("model", "?"), generate_metrics.get("backend", "?")
+    filtered = "; ".join(
+        f"{split}: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counts.items())
+        for split, counts in queries.items()
+    )
+    return (
+        f"Training and evaluation data: your documents, {fetch_metrics['documents']} of them "
+        f"(collection sha256 `{fetch_metrics['collection_sha256']}`), split by document: "
+        f"{fetch_metrics['train_documents']} for training ({fetch_metrics['train_pages']} pages), "
+        f"{fetch_metrics['eval_documents']} held out ({fetch_metrics['eval_pages']} pages), no page of a held-out "
+        f"document trained on. Queries written by `{model}` ({backend} backend, prompt sha256 "
+        f"`{generate_metrics.get('prompt_sha256', '?')}`) "
+        f"for a sample of pages ({generate_metrics.get('pages_asked', {})}); queries generated and kept by the "
+        f"filters: {filtered}. {generate_metrics.get('train_pairs', '?')} training pairs, evaluation on "
+        f"{generate_metrics.get('eval_queries', '?')} queries over every page of the held-out documents."
+    )
+
+
+def data_sentence(fetch_metrics: dict, generate_metrics: dict | None = None) -> str:
+    """Where the training and evaluation data came from, from fetch's metrics (and generate's)."""
+    if fetch_metrics.get("source") == "documents":
+        return documents_sentence(fetch_metrics, generate_metrics or {})
     if "source" in fetch_metrics:  # a dataset from the Hub or a local folder
         if "dataset" in fetch_metrics:
             origin = (
@@ -175,6 +198,7 @@ def model_card(
     overrides: list[str],
     hashes: dict,
     picture: bool = False,
+    generate_metrics: dict | None = None,
 ) -> str:
     """The card's text; `picture`: the folder holds PICTURE (NDCG@10 by dimension) to show."""
     front_matter = {
@@ -200,6 +224,8 @@ def model_card(
     }
     if params.models.page_input == "image":
         pages = "The model reads page screenshots."
+    elif params.fetch.source == "documents":
+        pages = "PDF pages were rasterised; text models read the page's text layer (OCR where a page has none)."
     else:
         pages = "Pages were typeset to PDF and rasterised; text models read the page's text layer."
     reproduce = f"git checkout {commit.removesuffix('-dirty')} && " + (
@@ -215,7 +241,7 @@ def model_card(
         pages=pages,
         results=results_table(metrics),
         picture=f"![NDCG@10 by embedding dimension]({PICTURE})\n\n" if picture else "",
-        data=data_sentence(fetch_metrics),
+        data=data_sentence(fetch_metrics, generate_metrics),
         training=yaml.safe_dump(training, sort_keys=False),
         commit=commit,
         experiment=experiment,

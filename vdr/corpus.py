@@ -33,6 +33,12 @@ def normalise_whitespace(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def query_on_page(query: str, page_text: str) -> bool:
+    """Whether the query can be read verbatim on the page (spacing ignored): such a query tests string matching,
+    not retrieval, and is dropped."""
+    return normalise_whitespace(query) in normalise_whitespace(page_text)
+
+
 def package_root(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:

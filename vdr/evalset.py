@@ -3,9 +3,9 @@
 One way to read a page, whoever reads it (mine, train_embedder's evaluator, embed_base, evaluate,
 `vdr-eval`):
   models.page_input: image   the page screenshot (the `image` column)
-  models.page_input: text    the page's text layer (the `text` column) when it holds any text, else the
-                             OCR of the screenshot (vdr/ocr.py): a text model on screenshot pages reads
-                             what tesseract reads, never empty strings
+  models.page_input: text    the page's text layer (the `text` column), and for a page whose text layer is
+                             empty (a screenshot, a scanned PDF page) the OCR of its image (vdr/ocr.py): a
+                             text model reads what tesseract reads, never an empty string it could have read
 
 `EvalSet.load(folder)` reads a BEIR-layout set once (vdr/shards.py load_beir: ids, queries, qrels
 checked) and keeps the queries that have at least one relevant page (a qrels score > 0), in the order of
@@ -36,7 +36,7 @@ def has_text(pages: pa.Table) -> bool:
 def page_texts(
     pages: pa.Table, where: str | Path, ocr_cache: Path | None = None, ocr_workers: int | None = None
 ) -> list[str]:
-    """What a text-only model reads of each page: the `text` column when it has any text, else OCR of `image`."""
+    """What a text-only model reads of each page: its `text`, and the OCR of its `image` where the text is empty."""
     if has_text(pages):
         texts = pages["text"].to_pylist()
         if None in texts:
@@ -45,6 +45,16 @@ def page_texts(
                 f"{where}: column 'text', row {row} (id '{page_ids(pages)[row]}') is null while other pages have "
                 "text; write '' for a page without a text layer, or fill it in"
             )
+        images = pages["image"] if "image" in pages.column_names else None
+        blank = [
+            row for row, text in enumerate(texts) if not text.strip() and images is not None and images[row].is_valid
+        ]
+        if blank:  # pages with no text layer among pages with one: read their images
+            ids = page_ids(pages)
+            found = [images[row].as_py() for row in blank]
+            names = [f"{where}, id '{ids[row]}'" for row in blank]
+            for row, text in zip(blank, ocr_images(found, ocr_cache, ocr_workers, names)):
+                texts[row] = text
         return texts
     if "image" not in pages.column_names:
         if "text" in pages.column_names:

@@ -2,6 +2,7 @@
 user would type that this page answers (the reference dataset's queries were written this way).
 
     chat = OpenAIChat(base_url="http://localhost:8000/v1", model="Qwen/Qwen3-VL-8B-Instruct")
+    # or, in this process: chat = TransformersChat("Qwen/Qwen3-VL-2B-Instruct", batch_size=8)
     settings = Settings(model=chat.model, queries_per_page=2)
     generated = generate_queries(pages, chat, settings, ResponseCache(Path(".cache/generate")), concurrency=4)
     kept, counts = filter_queries(generated, min_chars=10, max_chars=300)
@@ -9,7 +10,11 @@ user would type that this page answers (the reference dataset's queries were wri
 - `OpenAIChat` talks to any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp's server,
   Ollama, a hosted API): the page goes in as a base64 PNG data URL, optionally with its text layer. The API
   key is read from the environment (OPENAI_API_KEY) and only sent in the Authorization header; it is never
-  part of a message, a cache file or an error.
+  part of a message, a cache file or an error. Pages are asked `concurrency` at a time, from threads.
+- `TransformersChat` runs a vision-language chat model here, with transformers (AutoProcessor +
+  AutoModelForImageTextToText, on the GPU when there is one): pages are answered `batch_size` at a time by
+  one `generate` call, seeded with Settings.seed. A batch that fails (out of memory, say) fails its pages,
+  not the run.
 - Every answer is cached on disk under the hash of (page, model, prompt, settings), written atomically, so a
   killed or repeated run never asks twice.
 - Timeouts, connection errors, HTTP 429 and 5xx are retried with exponential backoff (a server's
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -243,33 +249,168 @@ def _retry_after(response) -> float:
         return 0.0
 
 
+# --- the local transformers backend -------------------------------------------------------------------------
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TransformersChat:
+    """A vision-language chat model (e.g. Qwen/Qwen3-VL-2B-Instruct) run here with transformers, pages in batches.
+
+    `model` is a model id or a local folder; `dtype` is a torch dtype name or "auto" (the checkpoint's);
+    `device` "auto" is cuda when there is one, else cpu; `max_pixels` caps the image processor's resolution."""
+
+    def __init__(
+        self, model: str, batch_size: int = 8, device: str = "auto", dtype: str = "auto", max_pixels: int | None = None
+    ):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if batch_size < 1:
+            raise ValueError(f"generate.batch_size must be at least 1, got {batch_size}")
+        self.model = model  # the name, as it goes into Settings.model and so into every cache key
+        self.batch_size = batch_size
+        self.device = _device(device)
+        self.processor = AutoProcessor.from_pretrained(model)
+        if max_pixels is not None:  # Qwen-VL image processors keep shortest_edge <= an image's pixels <= longest_edge
+            least = min(self.processor.image_processor.size["shortest_edge"], max_pixels)
+            self.processor.image_processor.size = {"shortest_edge": least, "longest_edge": max_pixels}
+        self.processor.tokenizer.padding_side = "left"  # the answers of a batch all start at the same position
+        weights_dtype = dtype if dtype == "auto" else getattr(torch, dtype, None)
+        if not (weights_dtype == "auto" or isinstance(weights_dtype, torch.dtype)):
+            raise ValueError(f"generate.dtype: {dtype!r} is not a torch dtype (e.g. auto, bfloat16, float32)")
+        self.network = AutoModelForImageTextToText.from_pretrained(model, dtype=weights_dtype, device_map=self.device)
+        self.network.eval()
+
+    def messages(self, page: Page, image, settings: Settings) -> list[dict]:
+        """The chat for one page: its image, then the prompt (and its text layer, as OpenAIChat sends it)."""
+        text = settings.message()
+        if settings.with_text_layer and page.text.strip():
+            text += "\n\nThe page's text layer, for reference:\n" + page.text
+        return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": text}]}]
+
+    def complete_batch(self, pages: list[Page], settings: Settings) -> list[str | GenerationError]:
+        """Per page, in order: the answer's text, or a GenerationError saying why that page has none.
+
+        A page whose image does not decode fails alone; a failing `generate` (out of memory, say) fails its whole
+        batch. Nothing is raised for either, so the other batches go on. Sampling (temperature > 0) is seeded with
+        settings.seed before each batch: the same pages in the same batches give the same answers."""
+        from PIL import Image
+
+        outcomes: list[str | GenerationError | None] = [None] * len(pages)
+        images = {}
+        for index, page in enumerate(pages):
+            try:
+                with Image.open(io.BytesIO(page.image)) as image:
+                    images[index] = image.convert("RGB")
+            except Exception as error:  # whatever the bytes are, this page has no image to show
+                outcomes[index] = GenerationError(f"page {page.id!r}: image does not decode ({error!r})")
+        if images:
+            indices = list(images)
+            try:
+                answers = self._generate([pages[i] for i in indices], [images[i] for i in indices], settings)
+            except (RuntimeError, ValueError) as error:  # torch.OutOfMemoryError is a RuntimeError
+                reason = f"{type(error).__name__} in a batch of {len(indices)} on {self.device}: {str(error)[:300]}"
+                if "out of memory" in str(error).lower():
+                    reason += " (try a smaller generate.batch_size or max_pixels)"
+                answers = [GenerationError(reason)] * len(indices)
+            for index, answer in zip(indices, answers, strict=True):
+                outcomes[index] = answer
+        return outcomes
+
+    def _generate(self, pages: list[Page], images: list, settings: Settings) -> list[str]:
+        import torch
+
+        chats = [self.messages(page, image, settings) for page, image in zip(pages, images)]
+        prompts = [
+            self.processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in chats
+        ]
+        inputs = self.processor(text=prompts, images=images, padding=True, return_tensors="pt").to(self.device)
+        sampling = {"do_sample": False}
+        if settings.temperature > 0:
+            sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+        torch.manual_seed(settings.seed)
+        with torch.inference_mode():
+            output = self.network.generate(
+                **inputs,
+                max_new_tokens=settings.max_tokens,
+                pad_token_id=self.processor.tokenizer.pad_token_id,
+                **sampling,
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+
+
 # --- the loop -----------------------------------------------------------------------------------------------
+
+
+def _generated(page: Page, answer: str | GenerationError, settings: Settings, cached: bool) -> Generated:
+    """A page's outcome from its answer (or from the error that left it without one)."""
+    if isinstance(answer, GenerationError):
+        return Generated(page.id, problem="failed", detail=str(answer))
+    if not answer.strip():
+        return Generated(page.id, problem="empty", cached=cached)
+    queries = parse_queries(answer)
+    if not queries:
+        return Generated(page.id, problem="malformed", detail=answer[:200], cached=cached)
+    return Generated(page.id, queries=queries[: settings.queries_per_page], cached=cached)
 
 
 def generate_queries(
     pages: list[Page], backend, settings: Settings, cache: ResponseCache, concurrency: int = 4
 ) -> list[Generated]:
-    """Each page's queries, asked at most `concurrency` at a time; cached answers are not asked again."""
+    """Each page's queries, in the order of `pages`; cached answers are not asked again, new ones are cached as
+    they come.
+
+    A backend with `complete_batch` (TransformersChat) is given the uncached pages `backend.batch_size` at a time;
+    one with only `complete` (OpenAIChat) is asked one page per call, `concurrency` calls at a time."""
+    if hasattr(backend, "complete_batch"):
+        return _generate_in_batches(pages, backend, settings, cache)
 
     def one(page: Page) -> Generated:
         key = cache.key(page, settings)
-        answer, cached = cache.get(key), True
-        if answer is None:
-            cached = False
-            try:
-                answer = backend.complete(page, settings)
-            except GenerationError as error:
-                return Generated(page.id, problem="failed", detail=str(error))
+        answer = cache.get(key)
+        if answer is not None:
+            return _generated(page, answer, settings, cached=True)
+        try:
+            answer = backend.complete(page, settings)
+        except GenerationError as error:
+            answer = error
+        else:
             cache.put(key, answer)
-        if not answer.strip():
-            return Generated(page.id, problem="empty", cached=cached)
-        queries = parse_queries(answer)
-        if not queries:
-            return Generated(page.id, problem="malformed", detail=answer[:200], cached=cached)
-        return Generated(page.id, queries=queries[: settings.queries_per_page], cached=cached)
+        return _generated(page, answer, settings, cached=False)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return list(tqdm(pool.map(one, pages), total=len(pages), desc="generating queries", unit="page"))
+
+
+def _generate_in_batches(pages: list[Page], backend, settings: Settings, cache: ResponseCache) -> list[Generated]:
+    keys = [cache.key(page, settings) for page in pages]
+    generated: list[Generated | None] = [None] * len(pages)
+    uncached = []
+    with tqdm(total=len(pages), desc="generating queries", unit="page") as progress:
+        for index, page in enumerate(pages):
+            answer = cache.get(keys[index])
+            if answer is None:
+                uncached.append(index)
+            else:
+                generated[index] = _generated(page, answer, settings, cached=True)
+                progress.update()
+        for start in range(0, len(uncached), backend.batch_size):
+            batch = uncached[start : start + backend.batch_size]
+            answers = backend.complete_batch([pages[index] for index in batch], settings)
+            for index, answer in zip(batch, answers, strict=True):
+                if not isinstance(answer, GenerationError):
+                    cache.put(keys[index], answer)
+                generated[index] = _generated(pages[index], answer, settings, cached=False)
+            progress.update(len(batch))
+    return generated
 
 
 def problems(generated: list[Generated], on_bad_page: str) -> Counter:

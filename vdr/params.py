@@ -105,7 +105,68 @@ class FetchLocal(FetchDataset):
     path: str = Field(min_length=1)  # a folder per config: `datasets.save_to_disk` output or *.parquet files
 
 
-Fetch = Annotated[Union[FetchDocstrings, FetchHub, FetchLocal], Field(discriminator="source")]
+class FetchDocuments(Section):
+    """Your own documents (vdr/documents.py): a folder of PDFs and PNG/JPEG page images, searched recursively;
+    their queries are generated (the `generate` section)."""
+
+    source: Literal["documents"]
+    path: str  # the folder; relative paths are read from the repository root
+    eval_share: float = Field(default=0.2, gt=0, lt=1)  # the share of DOCUMENTS held out (seeded), at least one
+    max_pages_per_document: int | None = Field(default=None, ge=1)  # null: every page
+    seed: int = 42
+    on_bad_document: Literal["error", "skip"] = "error"  # an encrypted, corrupt or empty file: stop, or skip it
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value):
+        if not value.strip():
+            raise ValueError("set the folder of your documents: `dvc exp run -S fetch.path=/path/to/pdfs`")
+        return value
+
+
+Fetch = Annotated[Union[FetchDocstrings, FetchHub, FetchLocal, FetchDocuments], Field(discriminator="source")]
+
+
+class Generate(Section):
+    """Queries for pages that have none (stages/generate.py, vdr/generate.py): fetch.source documents only.
+    backend none: the source's own queries pass through unchanged."""
+
+    backend: Literal["none", "openai", "transformers"] = "none"
+    base_url: str = ""  # openai: the server's OpenAI-compatible root, e.g. http://localhost:8000/v1
+    model: str = ""  # the model the server serves (openai), or a Hub id / local folder (transformers)
+    prompt: str = ""  # {n} becomes queries_per_page; empty: the default prompt (vdr/generate.py DEFAULT_PROMPT)
+    queries_per_page: int = Field(default=2, ge=1, le=20)
+    with_text_layer: bool = False  # also send the page's text layer, for models that read images badly
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=256, ge=8)
+    seed: int = 42
+    train_pages: int | None = Field(default=None, ge=1)  # pages of the training documents asked (seeded); null: all
+    eval_pages: int | None = Field(default=None, ge=1)  # held-out pages asked; the eval corpus is all their pages
+    concurrency: int = Field(default=4, ge=1)  # openai: requests in flight
+    timeout_s: float = Field(default=120, gt=0)  # openai: per request
+    max_retries: int = Field(default=4, ge=0)  # openai: timeouts, connection errors, 429 and 5xx, with backoff
+    batch_size: int = Field(default=8, ge=1)  # transformers: pages per generate() call
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the model's weights
+    on_bad_page: Literal["error", "skip"] = "skip"  # a page whose answers failed or held no query: stop, or count it
+    min_query_chars: int = Field(default=10, ge=1)
+    max_query_chars: int = Field(default=300, ge=1)
+    consistency_top_k: int | None = Field(default=20, ge=1)  # keep a training query only if the base embedder ranks
+    # its page in the top k of the training pages (InPars / Promptagator); null: no such filter
+    filter_eval_queries: bool = False  # the same filter on held-out queries (it favours the base embedder: off)
+
+    @model_validator(mode="after")
+    def _backend(self):
+        if self.backend == "openai" and not re.match(r"^https?://", self.base_url):
+            raise ValueError(
+                f"base_url: the openai backend needs the server's http(s) URL, e.g. http://localhost:8000/v1 "
+                f"(found {self.base_url!r})"
+            )
+        if self.backend != "none" and not self.model.strip():
+            raise ValueError("model: name the model that writes the queries, e.g. -S generate.model=NAME")
+        if self.min_query_chars > self.max_query_chars:
+            raise ValueError("min_query_chars must be <= max_query_chars")
+        return self
 
 
 class Render(Section):
@@ -303,6 +364,7 @@ class Params(Section):
     models: Models
     fetch: Fetch
     render: Render
+    generate: Generate
     mine: Mine
     mine_reranker: MineReranker
     train_embedder: TrainEmbedder
@@ -314,6 +376,17 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _across_sections(self):
+        documents = self.fetch.source == "documents"
+        if documents and self.generate.backend == "none":
+            raise ValueError(
+                "generate.backend: fetch.source documents has no queries; set generate.backend to openai (with "
+                "generate.base_url and generate.model) or transformers (with generate.model)"
+            )
+        if not documents and self.generate.backend != "none":
+            raise ValueError(
+                f"generate.backend: queries are generated for fetch.source documents only; fetch.source "
+                f"{self.fetch.source} brings its own, so set generate.backend: none"
+            )
         if self.train_reranker.negatives_per_positive > self.mine_reranker.num_negatives:
             raise ValueError(
                 f"train_reranker.negatives_per_positive ({self.train_reranker.negatives_per_positive}) "
@@ -327,7 +400,7 @@ class ParamsError(ValueError):
     pass
 
 
-FETCH_SOURCES = ("docstrings", "hub", "local")
+FETCH_SOURCES = ("docstrings", "hub", "local", "documents")
 
 
 def _describe(error: dict) -> str:

@@ -3,7 +3,7 @@
     @dataclass(frozen=True)
     class Paths:
         params: Path = Path("params.yaml")
-        output: Path = Path("data/pages")  # help text for --output
+        output: Path = Path("data/rendered")  # help text for --output
 
     if __name__ == "__main__":
         with stage_process("render"):

@@ -3,7 +3,8 @@
     with ChatServer(responder) as server:      # server.url: http://127.0.0.1:PORT/v1
         ...
 
-`responder(page, attempt)` decides each answer: `page` is the sha256 of the request's image bytes, `attempt` how
+`responder(page, attempt)` (or `responder(page, attempt, body)` with `ChatServer(responder, with_body=True)`,
+to answer from what the request carries) decides each answer: `page` is the sha256 of the request's image bytes, `attempt` how
 many times that page was asked before (0 first). It returns `Reply(status, text, delay_s)`: a 200 with `text` as
 the message content, or another status (with `text` as the error body), after `delay_s` seconds (longer than the
 client's timeout: a timeout). `server.requests` records (page, Authorization header, the request body); a test
@@ -42,9 +43,10 @@ def image_digest(body: dict) -> str:
 class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, responder=lambda page, attempt: Reply()):
+    def __init__(self, responder=lambda page, attempt: Reply(), with_body: bool = False):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.responder = responder
+        self.with_body = with_body
         self.requests: list[tuple[str, str, dict]] = []
         self.attempts: Counter = Counter()
         self.lock = threading.Lock()
@@ -77,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests.append((page, self.headers.get("Authorization", ""), body))
             attempt = server.attempts[page]
             server.attempts[page] += 1
-        reply = server.responder(page, attempt)
+        reply = server.responder(page, attempt, body) if server.with_body else server.responder(page, attempt)
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.status != 200:

@@ -1,0 +1,258 @@
+"""generate: queries for your own documents' pages, written by a vision-language model and filtered; any other
+source's queries pass through unchanged.
+
+    python stages/generate.py         (run by `dvc repro generate`)
+
+With fetch.source: documents (generate.backend openai or transformers, vdr/generate.py):
+  1. a seeded sample of the training pages (generate.train_pages) and of the held-out pages (generate.eval_pages)
+     is shown to the model, each page as its image (and its text layer with generate.with_text_layer), and asked
+     for generate.queries_per_page queries; answers are cached on this machine under the hash of (page, model,
+     prompt, settings) in $VDR_GENERATE_CACHE or ~/.cache/vdr/generate, so a killed or repeated run never asks
+     twice; the API key (OPENAI_API_KEY) is read from the environment only
+  2. a page whose requests kept failing, or whose answer held no usable query, is counted (or, with
+     generate.on_bad_page: error, stops the stage, named)
+  3. filters, each counted in metrics/generate.json: too short or long, duplicate, readable verbatim on its own
+     page, and (generate.consistency_top_k) a training query whose page the base embedder does not rank in the top
+     k of all training pages (round-trip consistency, as InPars and Promptagator filter)
+  4. data/pages: train/ one row per kept (query, page); eval/ the BEIR layout: every page of the held-out
+     documents as the corpus, their kept queries, and qrels (each query's own page)
+Any other source (generate.backend: none): data/rendered is data/pages, file for file (hard links where possible).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import requests
+
+from vdr.corpus import query_on_page, stable_rank
+from vdr.devices import encoding_pool
+from vdr.evalset import read_pages
+from vdr.generate import (
+    DEFAULT_PROMPT,
+    OpenAIChat,
+    Page,
+    ResponseCache,
+    Settings,
+    TransformersChat,
+    filter_queries,
+    generate_queries,
+    problems,
+)
+from vdr.images import decode_image
+from vdr.models import load_embedder
+from vdr.params import load_params
+from vdr.retrieval import Spill, encode_documents, encode_queries
+from vdr.search import search
+from vdr.shards import atomic_path, read_table, require_columns, write_json, write_qrels, write_shards
+from vdr.stage import PageReading, parse_args, stage_process
+
+
+def default_cache_dir() -> Path:
+    """$VDR_GENERATE_CACHE, else $XDG_CACHE_HOME/vdr/generate, else ~/.cache/vdr/generate."""
+    if os.environ.get("VDR_GENERATE_CACHE"):
+        return Path(os.environ["VDR_GENERATE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vdr" / "generate"
+
+
+@dataclass(frozen=True)
+class Paths(PageReading):
+    params: Path = Path("params.yaml")
+    rendered: Path = Path("data/rendered")
+    output: Path = Path("data/pages")
+    metrics: Path = Path("metrics/generate.json")
+    cache: Path | None = field(
+        default=None, metadata={"help": "answer cache (default $VDR_GENERATE_CACHE or ~/.cache/vdr/generate)"}
+    )
+
+
+TRAIN_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("image", pa.binary()),
+        ("text", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("query", pa.string()),
+    ]
+)
+
+
+def main(paths: Paths) -> None:
+    params = load_params(paths.params)
+    generate = params.generate
+    if generate.backend == "none":  # the source's own queries
+        pass_through(paths.rendered, paths.output)
+        write_json(paths.metrics, {"backend": "none", "queries": "the source's own, passed through unchanged"})
+        return
+
+    # 1. The pages of the training and the held-out documents, and the seeded sample of each to ask
+    train = read_table(paths.rendered / "train")
+    corpus = read_table(paths.rendered / "eval" / "corpus")
+    for table, where in ((train, paths.rendered / "train"), (corpus, paths.rendered / "eval" / "corpus")):
+        require_columns(table, ["id", "document", "image", "text"], where)
+    asked = {
+        "train": sample_rows(train, generate.train_pages, generate.seed),
+        "eval": sample_rows(corpus, generate.eval_pages, generate.seed),
+    }
+    tables = {"train": train, "eval": corpus}
+
+    # 2. Ask the model; answers are cached by (page, model, prompt, settings)
+    settings = Settings(
+        model=generate.model,
+        queries_per_page=generate.queries_per_page,
+        prompt=generate.prompt or DEFAULT_PROMPT,
+        temperature=generate.temperature,
+        top_p=generate.top_p,
+        max_tokens=generate.max_tokens,
+        seed=generate.seed,
+        with_text_layer=generate.with_text_layer,
+    )
+    cache = ResponseCache(paths.cache or default_cache_dir())
+    pages = {split: as_pages(tables[split], asked[split]) for split in asked}
+    uncached = [p for split in pages for p in pages[split] if cache.get(cache.key(p, settings)) is None]
+    print(
+        f"asking for queries: {sum(map(len, pages.values()))} pages, {len(uncached)} not in the cache ({cache.folder})"
+    )
+    backend = make_backend(generate, needed=bool(uncached))
+    generated = {
+        split: generate_queries(pages[split], backend, settings, cache, generate.concurrency) for split in pages
+    }
+    bad_pages = problems(generated["train"] + generated["eval"], generate.on_bad_page)
+
+    # 3. Filters, each counted: length and duplicates, verbatim on the page, round-trip consistency (training)
+    counts, kept = {}, {}
+    for split in ("train", "eval"):
+        pairs, counts[split] = filter_queries(generated[split], generate.min_query_chars, generate.max_query_chars)
+        del counts[split]["kept"]  # counted again after the filters below
+        text = dict(zip(tables[split]["id"].to_pylist(), tables[split]["text"].to_pylist()))
+        readable = [query_on_page(query, text[page] or "") for page, query in pairs]
+        pairs = [pair for pair, on_page in zip(pairs, readable) if not on_page]
+        counts[split]["verbatim_on_page"] = sum(readable)
+        filtered = generate.consistency_top_k is not None and (split == "train" or generate.filter_eval_queries)
+        if filtered:
+            consistent = round_trip_consistent(pairs, tables[split], generate.consistency_top_k, params, paths, split)
+            counts[split]["inconsistent"] = len(pairs) - len(consistent)
+            pairs = consistent
+        counts[split]["kept"] = len(pairs)
+        kept[split] = pairs
+        if not pairs:
+            raise ValueError(
+                f"generate: no {split} query is left after the filters ({counts[split]}); see metrics/generate.json "
+                "and check the model's answers (generate.model, generate.prompt) or loosen the filters"
+            )
+
+    # 4. Write data/pages atomically: training pairs, and the held-out set in the BEIR layout
+    rows = {row["id"]: row for row in train.select(["id", "image", "text", "width", "height"]).to_pylist()}
+    with atomic_path(paths.output) as folder:
+        write_shards(
+            folder / "train",
+            [dict(rows[page], query=query) for page, query in kept["train"]],
+            TRAIN_SCHEMA,
+            params.render.shard_size,
+        )
+        link_or_copy_tree(paths.rendered / "eval" / "corpus", folder / "eval" / "corpus")
+        query_ids = [f"q-{page}-{n}" for n, (page, _) in enumerate(kept["eval"])]
+        queries = [{"id": q, "text": query} for q, (_, query) in zip(query_ids, kept["eval"])]
+        pq.write_table(
+            pa.Table.from_pylist(queries, schema=pa.schema([("id", pa.string()), ("text", pa.string())])),
+            folder / "eval" / "queries.parquet",
+        )
+        write_qrels(folder / "eval" / "qrels.tsv", {q: {page: 1} for q, (page, _) in zip(query_ids, kept["eval"])})
+
+    prompt_sha = hashlib.sha256(settings.prompt.encode()).hexdigest()
+    write_json(
+        paths.metrics,
+        {
+            "backend": generate.backend,
+            "model": generate.model,
+            "prompt_sha256": prompt_sha,
+            "pages_asked": {split: len(asked[split]) for split in asked},
+            "answers_from_cache": sum(item.cached for split in generated for item in generated[split]),
+            "pages_without_queries": dict(bad_pages),
+            "queries": counts,
+            "train_pairs": len(kept["train"]),
+            "eval_queries": len(kept["eval"]),
+            "eval_pages": corpus.num_rows,
+        },
+    )
+    print(f"kept {len(kept['train'])} training queries, {len(kept['eval'])} held-out queries; {counts}")
+
+
+def sample_rows(table: pa.Table, size: int | None, seed: int) -> list[int]:
+    """A seeded sample of `size` rows (every row when size is null), in the table's order."""
+    ids = table["id"].to_pylist()
+    chosen = sorted(range(len(ids)), key=lambda row: stable_rank(ids[row], seed))[: size or len(ids)]
+    return sorted(chosen)
+
+
+def as_pages(table: pa.Table, rows: list[int]) -> list[Page]:
+    picked = table.take(rows)
+    return [
+        Page(id=i, image=image, text=text or "")
+        for i, image, text in zip(picked["id"].to_pylist(), picked["image"].to_pylist(), picked["text"].to_pylist())
+    ]
+
+
+def make_backend(generate, needed: bool):
+    """The model that writes the queries; an openai server is asked once first when any page is not cached."""
+    if generate.backend == "transformers":
+        return TransformersChat(generate.model, batch_size=generate.batch_size, dtype=generate.dtype)
+    chat = OpenAIChat(
+        generate.base_url, generate.model, timeout_s=generate.timeout_s, max_retries=generate.max_retries
+    )
+    if needed:
+        try:
+            requests.get(generate.base_url.rstrip("/") + "/models", timeout=min(generate.timeout_s, 30))
+        except requests.RequestException as error:
+            raise ConnectionError(
+                f"generate.base_url: nothing answers at {generate.base_url} ({type(error).__name__}); start the "
+                "OpenAI-compatible server there, or set -S generate.base_url=URL"
+            ) from None
+    return chat
+
+
+def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Paths, split: str) -> list:
+    """The (page, query) pairs whose page the base embedder ranks in the top k of all `pages` for the query."""
+    model = load_embedder(params.models.embedder, params.models, max_seq_length=params.mine.max_seq_length)
+    where = paths.rendered / split
+    documents = read_pages(pages, params.models.page_input, where, paths.ocr_cache, paths.ocr_workers, decode=False)
+    read = decode_image if params.models.page_input == "image" else None
+    row_of = {page_id: row for row, page_id in enumerate(pages["id"].to_pylist())}
+    with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
+        with encoding_pool(model, params.encode.devices) as pool:
+            query_embeddings = encode_queries(model, [query for _, query in pairs], params.mine.batch_size, pool)
+            page_embeddings = encode_documents(model, documents, params.mine.batch_size, pool, spill=spill, read=read)
+        ranked, _ = search(query_embeddings, page_embeddings, top_k, params.search.max_memory_mb)
+    return [pair for pair, top in zip(pairs, ranked) if row_of[pair[0]] in set(top.tolist())]
+
+
+def link_or_copy_tree(source: Path, destination: Path) -> None:
+    """`source` copied file for file as hard links (the same bytes, no second copy on disk), or copies across
+    file systems."""
+
+    def link_or_copy(from_path, to_path):
+        try:
+            os.link(from_path, to_path)
+        except OSError:
+            shutil.copy2(from_path, to_path)
+
+    shutil.copytree(source, destination, copy_function=link_or_copy)
+
+
+def pass_through(rendered: Path, output: Path) -> None:
+    if not rendered.is_dir():
+        raise FileNotFoundError(f"{rendered}: not found; run `dvc repro render` first")
+    with atomic_path(output) as folder:
+        link_or_copy_tree(rendered, folder)
+
+
+if __name__ == "__main__":
+    with stage_process("generate"):
+        main(parse_args(Paths, __doc__))
