@@ -201,7 +201,10 @@ def as_pages(table: pa.Table, rows: list[int]) -> list[Page]:
 
 
 def make_backend(generate, needed: bool):
-    """The model that writes the queries; an openai server is asked once first when any page is not cached."""
+    """The model that writes the queries: none when every answer is cached (nothing is loaded or asked); an openai
+    server is reached once first, so that a wrong URL stops the stage at once."""
+    if not needed:
+        return None
     if generate.backend == "transformers":
         return TransformersChat(generate.model, batch_size=generate.batch_size, dtype=generate.dtype)
     chat = OpenAIChat(

@@ -216,7 +216,12 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         asked_again = {page for page, _, _ in server.requests[len(first_requests) :]}
         assert asked_again == failing
 
-    # 3. The key went in the Authorization header only: in no file of the repository, the cache or any output
+    # 3. A document added to the folder, which DVC cannot see: the check's fingerprint changes, so fetch reruns
+    write_pdf(folder / "a new manual.pdf", [page_text(50, 0)])
+    assert ran_stages(run(["dvc", "repro", "--single-item", "check"], repo, env)) == {"check"}
+    assert "modified:           metrics/check.json" in run(["dvc", "status", "fetch"], repo, env)
+
+    # 4. The key went in the Authorization header only: in no file of the repository, the cache or any output
     assert {authorization for _, authorization, _ in server.requests} == {f"Bearer {SECRET}"}
     assert SECRET not in output
     for path in [*repo.rglob("*"), *cache.rglob("*")]:
@@ -231,3 +236,15 @@ def test_the_documents_profile_trains_as_the_cpu_profile():
     differs = {key for key in documents if documents[key] != cpu.get(key)}
     assert differs == {"profile_name", "fetch", "render", "generate"}
     assert yaml.safe_dump(documents["generate"]).count("backend: openai") == 1
+
+
+def test_a_server_that_does_not_answer_stops_generate_at_once_with_its_url():
+    from stages.generate import make_backend
+    from vdr.params import Generate
+
+    with ChatServer() as server:
+        url = server.url
+    generate = Generate(backend="openai", base_url=url, model="m", timeout_s=5)
+    with pytest.raises(ConnectionError, match=f"nothing answers at {url}"):
+        make_backend(generate, needed=True)
+    assert make_backend(generate, needed=False) is None  # every answer cached: nothing is reached or loaded

@@ -3,12 +3,12 @@
     with ChatServer(responder) as server:      # server.url: http://127.0.0.1:PORT/v1
         ...
 
-`responder(page, attempt)` (or `responder(page, attempt, body)` with `ChatServer(responder, with_body=True)`,
-to answer from what the request carries) decides each answer: `page` is the sha256 of the request's image bytes, `attempt` how
-many times that page was asked before (0 first). It returns `Reply(status, text, delay_s)`: a 200 with `text` as
-the message content, or another status (with `text` as the error body), after `delay_s` seconds (longer than the
-client's timeout: a timeout). `server.requests` records (page, Authorization header, the request body); a test
-can tell exactly what was sent.
+`responder(page, attempt)` (or `responder(page, attempt, body)` with `ChatServer(responder, with_body=True)`, to
+answer from what the request carries) decides each answer: `page` is the sha256 of the request's image bytes,
+`attempt` how many times that page was asked before (0 first). It returns `Reply(status, text, delay_s)`: a 200
+with `text` as the message content, or another status (with `text` as the error body), after `delay_s` seconds
+(longer than the client's timeout: a timeout). `server.requests` records (page, Authorization header, the request
+body); a test can tell exactly what was sent.
 """
 
 from __future__ import annotations
