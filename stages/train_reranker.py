@@ -32,7 +32,7 @@ from transformers import set_seed
 from vdr.images import decode_image
 from vdr.launch import relaunch_distributed
 from vdr.lora import prepare
-from vdr.models import load_reranker
+from vdr.models import keep_first_layers, load_reranker
 from vdr.params import load_params
 from vdr.shards import is_binary, read_table, require_columns
 from vdr.stage import parse_args, stage_process
@@ -90,6 +90,7 @@ def main(paths: Paths) -> None:
     )
     set_seed(config.seed)  # the fresh scoring head is drawn at load time, before the trainer seeds anything
     model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
+    keep_first_layers(model, config.num_layers)  # train_reranker.num_layers: a smaller reranker, same checkpoint
     adapter = prepare(model, config, params.models.reranker, "train_reranker")
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator

@@ -26,3 +26,26 @@ def test_embedder_and_reranker_load_offline():
     reranker = load_reranker(name, max_length=64)
     scores = reranker.predict([("sum of values", "Add up the numbers."), ("sum of values", "Open a file.")])
     assert len(scores) == 2
+
+
+def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
+    """train_reranker.num_layers: the first n layers of the same checkpoint, a config that says so, a saved
+    reranker that loads with n layers and scores as it did before saving."""
+    from vdr.models import keep_first_layers
+
+    name = load_params(REPO / "params.yaml").models.reranker
+    full = load_reranker(name, max_length=64)
+    small = load_reranker(name, max_length=64)
+    keep_first_layers(small, 3)
+    layers = small[0].model.encoder.layer
+    assert len(layers) == 3 and small[0].model.config.num_hidden_layers == 3
+    for kept, original in zip(layers, full[0].model.encoder.layer):
+        assert all((a == b).all() for a, b in zip(kept.parameters(), original.parameters()))
+    pairs = [("how to invert a matrix", "numpy.linalg.inv computes the inverse"), ("sort a list", "sorted(x)")]
+    before = small.predict(pairs)
+    small.save(str(tmp_path / "reranker"))
+    again = load_reranker(str(tmp_path / "reranker"), max_length=64)
+    assert len(again[0].model.encoder.layer) == 3
+    assert abs(again.predict(pairs) - before).max() < 1e-5
+    with pytest.raises(ValueError, match="train_reranker.num_layers: 7 layers asked, the model has 3"):
+        keep_first_layers(again, 7)

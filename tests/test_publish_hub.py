@@ -74,6 +74,7 @@ def publish_repo(tmp_path_factory):
             {"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}
         )
     )
+    (repo / "metrics" / "generate.json").write_text(json.dumps({"backend": "none"}))  # the source's own queries
     git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
     git(repo, "add", "-A")

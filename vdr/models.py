@@ -209,3 +209,30 @@ def require_images(model, key: str) -> None:
             f"{key}: models.page_input is image but this model reads {getattr(model, 'modalities', ['text'])} only; "
             "use a multimodal model, or check that torchvision is installed (the Qwen3-VL processor needs it)"
         )
+
+
+def keep_first_layers(model, num_layers: int | None, key: str = "train_reranker.num_layers") -> None:
+    """Keep only the first `num_layers` layers of the model's Transformer stack (the `layer` or `layers` list of its
+    encoder or decoder), in place, and record it in its config so that the saved model loads as it is. A smaller
+    model from the same checkpoint: each kept layer starts from its trained weights. None keeps them all."""
+    import torch
+
+    if num_layers is None:
+        return
+    network = model[0].model  # the Transformer module's Hugging Face model
+    stacks = [
+        (name, module)
+        for name, module in network.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers")
+    ]
+    if not stacks:
+        raise ValueError(f"{key}: found no list of Transformer layers in {type(network).__name__}; set it to null")
+    name, layers = max(stacks, key=lambda stack: len(stack[1]))  # the text stack, not a smaller vision tower's
+    if num_layers > len(layers):
+        raise ValueError(f"{key}: {num_layers} layers asked, the model has {len(layers)} ({name}); lower it or null")
+    del layers[num_layers:]
+    config = network.config
+    for field in ("num_hidden_layers", "n_layer", "num_layers"):
+        if hasattr(config, field):
+            setattr(config, field, num_layers)
+            break

@@ -291,6 +291,8 @@ class TrainReranker(Training):
     )  # held out of training for CrossEncoderRerankingEvaluator; 0: no evaluator
     max_length: int | None = Field(ge=8)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
+    # keep only the first n Transformer layers of models.reranker (a smaller, faster reranker); null: all of them
+    num_layers: int | None = Field(default=None, ge=1)
 
 
 class Evaluate(Section):
