@@ -27,17 +27,20 @@ import yaml
 
 
 def run_stage(stage: str, cwd: Path, env: dict) -> tuple[float, float, int]:
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        ["dvc", "repro", "--force", "--single-item", stage],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    return seconds, usage.ru_maxrss / 1024 / 1024, os.waitstatus_to_exitcode(status)
+    """(wall s, peak RSS GB, exit code) of `dvc repro --force --single-item STAGE`; its output goes to a file (a
+    pipe nobody reads would fill up and stall the stage), whose end is printed when the stage fails."""
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            ["dvc", "repro", "--force", "--single-item", stage], cwd=cwd, env=env, stdout=log, stderr=log
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.seek(0)
+            print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
+    return seconds, usage.ru_maxrss / 1024 / 1024, code
 
 
 def run_pipeline(root: Path, stages: list[str], label: str, env: dict) -> dict[str, tuple[float, float]]:
