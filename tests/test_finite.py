@@ -54,9 +54,13 @@ def test_the_hint_names_the_parameters_to_blame_with_their_values():
         "then rerun the stage"
     )
     embedder = load_params(REPO / "params.yaml").train_embedder.model_dump(mode="json")
-    assert divergence_hint("train_embedder", embedder) == (
+    assert divergence_hint("train_embedder", embedder | {"bf16": False}) == (
         "lower train_embedder.learning_rate (now 2e-05) or raise train_embedder.warmup_ratio (now 0.1), "
         "then rerun the stage"
+    )
+    assert divergence_hint("train_embedder", embedder | {"bf16": True}) == (
+        "lower train_embedder.learning_rate (now 2e-05), raise train_embedder.warmup_ratio (now 0.1) or set "
+        "train_embedder.bf16: false, then rerun the stage"
     )
 
 
