@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import random
 import re
 import sys
@@ -221,7 +220,8 @@ def ocr(image_url: str) -> str:
         from PIL import Image
 
         image = Image.open(io.BytesIO(base64.b64decode(match.group(1))))
-        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread per tesseract; requests run side by side
+        # the process's environment is left alone: an OMP_THREAD_LIMIT set here would reach every process started
+        # after it (in the test session: the stages, whose torch then trained on NaN)
         return pytesseract.image_to_string(image.convert("RGB"), lang="eng")
     except ImportError as error:
         _warn_once(f"OCR needs pytesseract and Pillow ({error}); answering without text")
