@@ -164,3 +164,23 @@ def test_a_stage_run_by_hand_survives_its_shell(tmp_path, stage_env):
         assert alive(stage_pid), "a stage started by hand ended with its parent"
     finally:
         os.kill(stage_pid, signal.SIGKILL)
+
+
+def test_torch_keeps_within_the_environments_thread_limit(tmp_path, stage_env):
+    """OMP_THREAD_LIMIT below torch's thread count made bf16 training NaN from the first step; a stage obeys it."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import torch\nfrom vdr.stage import stage_process\ntorch.set_num_threads(2)\n"
+        "with stage_process('threads'):\n    print('threads', torch.get_num_threads())\n"
+    )
+    limited = subprocess.run(
+        [sys.executable, str(script)],
+        env={**stage_env, "OMP_THREAD_LIMIT": "1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert limited.returncode == 0, limited.stderr
+    assert "threads 1" in limited.stdout and "OMP_THREAD_LIMIT=1 is set" in limited.stdout
+    free = subprocess.run([sys.executable, str(script)], env=stage_env, cwd=tmp_path, capture_output=True, text=True)
+    assert "threads 2" in free.stdout

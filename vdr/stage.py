@@ -18,7 +18,8 @@ started it (DVC sets DVC_STAGE) it ends with SIGTERM, on Linux, when `dvc` dies,
 stage running orphaned on the outputs the next `dvc repro` will write. `dvc` runs a stage's cmd through
 `$SHELL -c`; bash replaces itself with the command, /bin/sh (dash) stays between them, so the stage watches
 the nearest ancestor that is not a shell: the kernel's parent-death signal when that is its parent, else a
-thread waiting on the ancestor's pidfd.
+thread waiting on the ancestor's pidfd. It also keeps torch's threads within an OMP_THREAD_LIMIT of the environment
+(`within_thread_limit`).
 """
 
 from __future__ import annotations
@@ -150,12 +151,26 @@ def lock_folder() -> Path:
     return Path(tempfile.gettempdir()) / f"vdr-locks-{hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]}"
 
 
+def within_thread_limit() -> None:
+    """torch's threads, at most the environment's OMP_THREAD_LIMIT. OpenMP starts no more threads than that limit,
+    but torch splits its work for torch.get_num_threads() threads regardless: with bf16 autocast on the CPU, part of
+    each result is then never computed, and training runs on garbage (NaN from the first step, measured with
+    OMP_THREAD_LIMIT=1 and 2 torch threads). A stage that has not imported torch is left alone."""
+    torch = sys.modules.get("torch")
+    limit = os.environ.get("OMP_THREAD_LIMIT", "").strip()
+    if torch is None or not limit.isdigit() or int(limit) < 1 or torch.get_num_threads() <= int(limit):
+        return
+    print(f"OMP_THREAD_LIMIT={limit} is set: torch uses {limit} thread(s) instead of {torch.get_num_threads()}")
+    torch.set_num_threads(int(limit))
+
+
 @contextlib.contextmanager
 def stage_process(name: str):
     """Run the body as the one process of stage `name`: it dies with its parent, never runs twice at once, and
     stops on bad input with its one-sentence message instead of a traceback (VDR_TRACEBACK=1 shows it)."""
     if "DVC_STAGE" in os.environ:  # started by `dvc repro` / `dvc exp run`: end with it (a shell's nohup still works)
         die_with_dvc()
+    within_thread_limit()
     with one_sentence_errors(name):
         if inside_distributed_launch():
             yield
