@@ -295,6 +295,37 @@ class TrainReranker(Training):
     num_layers: int | None = Field(default=None, ge=1)
 
 
+class TrainMultivector(Training):
+    """Late interaction (stages/train_multivector.py, stages/evaluate_multivector.py, vdr/multivector.py):
+    models.embedder as a MultiVectorEncoder, its token vectors through a fresh projection to projection_dim, pages
+    ranked by MaxSim. Absent from params.yaml: no late interaction in this run."""
+
+    max_train_samples: int | None = Field(default=None, ge=2)  # null: every triplet
+    batch_size: int = Field(ge=2)
+    # CachedMultiVectorMultipleNegativesRankingLoss embeds this many inputs at a time (GradCache); null: the plain
+    # MultiVectorMultipleNegativesRankingLoss, the whole batch at once
+    mini_batch_size: int | None = Field(default=None, ge=1)
+    batch_sampler: Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"] = "no_duplicates"
+    projection_dim: int = Field(default=128, ge=1)  # the fresh projection's output: the size of every token vector
+    projection_learning_rate: float | None = Field(default=None, gt=0, lt=1)  # the projection's; null: learning_rate
+    max_grad_norm: float = Field(default=1.0, gt=0)  # gradient clipping
+    scale: float = Field(default=1.0, gt=0)  # the loss's 1 / temperature on MaxSim scores
+    query_length: int | None = Field(default=None, ge=4)  # tokens per query; null: the model's limit
+    document_length: int | None = Field(default=None, ge=8)  # tokens per page; null: the model's (always for images)
+    evaluator_name: str = "eval"
+    evaluator_batch_size: int = Field(default=32, ge=1)
+    encode_batch_size: int = Field(default=32, ge=1)  # evaluate_multivector: inputs per encoding batch
+    index_dtype: Literal["float16", "float32"] = "float16"  # evaluate_multivector: how page token vectors are stored
+
+    @model_validator(mode="after")
+    def _one_process(self):
+        if self.num_processes != 1 or self.num_nodes != 1:
+            raise ValueError(
+                "num_processes, num_nodes: the multi-vector model trains in one process on one node; set both to 1"
+            )
+        return self
+
+
 class Evaluate(Section):
     max_seq_length: int | None = Field(ge=8)
     batch_size: int = Field(ge=1)
@@ -371,6 +402,7 @@ class Params(Section):
     mine_reranker: MineReranker
     train_embedder: TrainEmbedder
     train_reranker: TrainReranker
+    train_multivector: TrainMultivector | None = None  # late interaction; null or absent: not part of this run
     evaluate: Evaluate
     encode: Encode
     search: Search
