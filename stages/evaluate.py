@@ -12,11 +12,13 @@ embedder's top_k pages: `finetuned+reranker` fuses its score with the embedder's
 encode.devices (vdr/devices.py); page embeddings larger than search.max_memory_mb go through temporary
 memory-mapped files next to data/runs and are searched block by block within that bound (vdr/retrieval.py).
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
-reports/results.md with its picture reports/ndcg_by_dim.svg, and TREC run files in data/runs/.
+reports/results.md (with the late-interaction rows of metrics/multivector.json when that ran) with its picture
+reports/ndcg_by_dim.svg, and TREC run files in data/runs/.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,7 @@ class Paths(PageReading):
     base_embeddings: Path = Path("data/embeddings/base")
     embedder: Path = Path("models/embedder")
     reranker: Path = Path("models/reranker")
+    late_metrics: Path = Path("metrics/multivector.json")  # stages/evaluate_multivector.py; empty when it is off
     metrics: Path = Path("metrics/evaluate.json")
     plots: Path = Path("metrics/ndcg_by_dim.json")
     report: Path = Path("reports/results.md")
@@ -113,7 +116,8 @@ def main(paths: Paths) -> None:
     with atomic_path(paths.picture) as temporary:
         temporary.write_text(ndcg_by_dimension_svg(plot_rows))
     with atomic_path(paths.report) as temporary:
-        temporary.write_text(results_report(metrics, evalset, evaluate, picture=paths.picture.name))
+        late = json.loads(paths.late_metrics.read_text()) if paths.late_metrics.exists() else {}
+        temporary.write_text(results_report(metrics, evalset, evaluate, picture=paths.picture.name, late=late))
     with atomic_path(paths.runs) as temporary:
         temporary.mkdir()
         for name, run in runs.items():

@@ -20,10 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-from datasets import Dataset, Features, Image, Value
+from datasets import Image
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
@@ -32,15 +30,9 @@ from vdr.launch import relaunch_distributed
 from vdr.lora import prepare
 from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.shards import is_binary, read_table, require_columns
+from vdr.shards import read_table, require_columns
 from vdr.stage import parse_args, stage_process
-from vdr.training import resumable, save, train, training_arguments
-
-BATCH_SAMPLERS = {
-    "batch_sampler": BatchSamplers.BATCH_SAMPLER,
-    "no_duplicates": BatchSamplers.NO_DUPLICATES,
-    "no_duplicates_hashed": BatchSamplers.NO_DUPLICATES_HASHED,
-}
+from vdr.training import BATCH_SAMPLERS, resumable, save, train, training_arguments, triplets
 
 
 @dataclass(frozen=True)
@@ -51,22 +43,6 @@ class Paths:
     output: Path = Path("models/embedder")
     checkpoints: Path = Path("models/checkpoints/embedder")
     live: Path = Path("dvclive/train_embedder")
-
-
-def triplets(table: pa.Table, limit: int | None) -> Dataset:
-    """(anchor, positive, negative) columns; image-bytes columns become `datasets` Image columns, decoded per batch."""
-    if limit is not None:
-        table = table.slice(0, limit)
-    page = Image() if is_binary(table.schema.field("positive").type) else Value("string")
-    as_page = (lambda value: {"bytes": value, "path": None}) if isinstance(page, Image) else (lambda value: value)
-    return Dataset.from_dict(
-        {
-            "anchor": table["query"].to_pylist(),
-            "positive": [as_page(v) for v in table["positive"].to_pylist()],
-            "negative": [as_page(v) for v in table["negative_1"].to_pylist()],
-        },
-        features=Features({"anchor": Value("string"), "positive": page, "negative": page}),
-    )
 
 
 def retrieval_evaluator(

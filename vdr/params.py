@@ -298,8 +298,10 @@ class TrainReranker(Training):
 class TrainMultivector(Training):
     """Late interaction (stages/train_multivector.py, stages/evaluate_multivector.py, vdr/multivector.py):
     models.embedder as a MultiVectorEncoder, its token vectors through a fresh projection to projection_dim, pages
-    ranked by MaxSim. Absent from params.yaml: no late interaction in this run."""
+    ranked by MaxSim. enabled: false (the cpu default), null or absent: no late interaction in this run, and its two
+    stages only write empty outputs."""
 
+    enabled: bool = True  # false: train_multivector and evaluate_multivector write empty outputs in about a second
     max_train_samples: int | None = Field(default=None, ge=2)  # null: every triplet
     batch_size: int = Field(ge=2)
     # CachedMultiVectorMultipleNegativesRankingLoss embeds this many inputs at a time (GradCache); null: the plain
@@ -402,11 +404,17 @@ class Params(Section):
     mine_reranker: MineReranker
     train_embedder: TrainEmbedder
     train_reranker: TrainReranker
-    train_multivector: TrainMultivector | None = None  # late interaction; null or absent: not part of this run
+    train_multivector: TrainMultivector | None = None  # late interaction; enabled: false, null or absent: off
     evaluate: Evaluate
     encode: Encode
     search: Search
     publish: Publish
+
+    @property
+    def late_interaction(self) -> TrainMultivector | None:
+        """The train_multivector section when late interaction is part of this run; else None."""
+        section = self.train_multivector
+        return section if section is not None and section.enabled else None
 
     @model_validator(mode="after")
     def _across_sections(self):

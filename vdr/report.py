@@ -11,21 +11,34 @@ ROW_LABELS = {
     "finetuned+reranker": "finetuned embedder + finetuned reranker",
     "finetuned+reranker_only": "finetuned embedder + finetuned reranker (reranker order only)",
 }
+LATE_ROW_LABELS = {  # metrics/multivector.json (stages/evaluate_multivector.py), when late interaction is on
+    "multivector_base": "base multi-vector (late interaction)",
+    "multivector_finetuned": "finetuned multi-vector (late interaction)",
+}
 
 
-def results_table(metrics: dict) -> str:
-    """Markdown: one row per system at full size, then NDCG@10 per Matryoshka dimension."""
-    systems = [s for s in ROW_LABELS if s in metrics]
+def results_table(metrics: dict, late: dict | None = None) -> str:
+    """Markdown: one row per system at full size (the late-interaction rows of `late` after the dense ones), then
+    what late interaction costs when it ran, then NDCG@10 per Matryoshka dimension."""
+    late = {name: row for name, row in (late or {}).items() if name in LATE_ROW_LABELS}
     lines = [
         "| system | NDCG@10 | MRR@10 | Recall@10 | reranking ms/query |",
         "|---|---|---|---|---|",
     ]
-    for system in systems:
-        m = metrics[system]
-        cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "ms_per_query" in m else ""
-        lines.append(
-            f"| {ROW_LABELS[system]} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |"
-        )
+    for label, m in [(ROW_LABELS[s], metrics[s]) for s in ROW_LABELS if s in metrics] + [
+        (LATE_ROW_LABELS[s], late[s]) for s in LATE_ROW_LABELS if s in late
+    ]:
+        cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "top_k" in m else ""
+        lines.append(f"| {label} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |")
+    if late:
+        lines += ["", "| late interaction | index bytes/page | tokens/page x dims | ms/query (encode + MaxSim) |"]
+        lines.append("|---|---|---|---|")
+        for name in (s for s in LATE_ROW_LABELS if s in late):
+            m = late[name]
+            lines.append(
+                f"| {LATE_ROW_LABELS[name]} | {m['index_bytes_per_page']:.0f} | "
+                f"{m['tokens_per_page']:.0f} x {m['token_dims']} | {m['ms_per_query']:.1f} |"
+            )
     dims = sorted(
         {int(d) for s in ("base", "finetuned") if s in metrics for d in metrics[s].get("dims", {})}, reverse=True
     )
@@ -54,13 +67,14 @@ def ndcg_by_dimension(metrics: dict) -> list[dict]:
     ]
 
 
-def results_report(metrics: dict, evalset, evaluate, picture: str | None = None) -> str:
-    """reports/results.md: the held-out set, how it was scored, the results table and the picture beside it."""
+def results_report(metrics: dict, evalset, evaluate, picture: str | None = None, late: dict | None = None) -> str:
+    """reports/results.md: the held-out set, how it was scored, the results table (with the late-interaction rows
+    of `late`, metrics/multivector.json, when it ran) and the picture beside it."""
     text = (
         "# Results\n\n"
         f"Held-out set: {evalset}. Metrics: pytrec_eval, cosine similarity, reranker over the finetuned embedder's "
         f"top {evaluate.top_k}, its score fused with the embedder's at weight {evaluate.fusion_weight} "
-        "(`_only`: the reranker's order alone).\n\n" + results_table(metrics)
+        "(`_only`: the reranker's order alone).\n\n" + results_table(metrics, late)
     )
     if picture:
         text += f"\n![NDCG@10 by embedding dimension]({picture})\n"

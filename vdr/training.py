@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import torch
+from datasets import Dataset, Features, Image, Value
+from sentence_transformers.base.sampler import BatchSamplers
 from transformers import TrainerCallback
 
 from vdr.checkpoints import Checkpoints
@@ -34,7 +37,30 @@ from vdr.launch import is_main_process
 from vdr.lora import Adapter, adapter_trainer, has_adapter, write_model
 from vdr.params import Training
 from vdr.provenance import LOCK_FILE, code_files
-from vdr.shards import atomic_path
+from vdr.shards import atomic_path, is_binary
+
+BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_sampler
+    "batch_sampler": BatchSamplers.BATCH_SAMPLER,
+    "no_duplicates": BatchSamplers.NO_DUPLICATES,
+    "no_duplicates_hashed": BatchSamplers.NO_DUPLICATES_HASHED,
+}
+
+
+def triplets(table: pa.Table, limit: int | None) -> Dataset:
+    """(anchor, positive, negative) columns of mined rows (query, positive, negative_1), the first `limit` of them;
+    image-bytes columns become `datasets` Image columns, decoded per batch. What both embedder stages train on."""
+    if limit is not None:
+        table = table.slice(0, limit)
+    page = Image() if is_binary(table.schema.field("positive").type) else Value("string")
+    as_page = (lambda value: {"bytes": value, "path": None}) if isinstance(page, Image) else (lambda value: value)
+    return Dataset.from_dict(
+        {
+            "anchor": table["query"].to_pylist(),
+            "positive": [as_page(v) for v in table["positive"].to_pylist()],
+            "negative": [as_page(v) for v in table["negative_1"].to_pylist()],
+        },
+        features=Features({"anchor": Value("string"), "positive": page, "negative": page}),
+    )
 
 
 def resumable(folder: Path, live_dir: Path, params: dict, data: list[Path], script: str) -> Checkpoints:

@@ -1,0 +1,162 @@
+"""train_multivector: finetune a late-interaction (multi-vector, ColBERT-style) model on (query, positive page, hard
+negative) triplets.
+
+    python stages/train_multivector.py   (run by `dvc repro train_multivector`)
+
+models.embedder becomes a sentence-transformers MultiVectorEncoder: one vector per token, its width brought to
+train_multivector.projection_dim by a fresh linear projection drawn from train_multivector.seed (vdr/multivector.py),
+queries and pages scored by MaxSim. CachedMultiVectorMultipleNegativesRankingLoss (train_multivector.mini_batch_size
+inputs embedded at a time; null: the plain MultiVectorMultipleNegativesRankingLoss) over in-batch and mined hard
+negatives, MultiVectorEncoderTrainer, training curves through DVCLive (dvclive/train_multivector). The fresh
+projection learns at its own rate (train_multivector.projection_learning_rate, the trainer's
+learning_rate_mapping), the rest of the model at train_multivector.learning_rate; gradients are clipped at
+train_multivector.max_grad_norm. Pages are texts or, when the mined columns hold image bytes, page screenshots. With
+train_multivector.eval_steps set, a MaxSim retrieval evaluator on the held-out set (data/pages/eval, pages read as
+every stage reads them: vdr/evalset.py) runs before, during and after training. Writes the finetuned model to
+models/multivector. With train_multivector.lora set, LoRA adapters train instead of the model's weights (the
+projection still trains) and models/multivector holds the adapter and the projection (lora.merge: the merged model).
+With train_multivector.save_steps set it saves checkpoints to models/checkpoints/multivector, and a killed run
+resumes from the last one (vdr/checkpoints.py, vdr/training.py). With late interaction off (the cpu default,
+train_multivector.enabled: false) the stage only writes its outputs empty, in about a second: the libraries that
+train are imported only when it is on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vdr.evalset import EvalSet
+from vdr.params import load_params
+from vdr.shards import atomic_path, read_table, require_columns, write_json
+from vdr.stage import parse_args, stage_process
+
+
+@dataclass(frozen=True)
+class Paths:
+    params: Path = Path("params.yaml")
+    mined: Path = Path("data/mined")
+    eval_dataset: Path = Path("data/pages/eval")
+    output: Path = Path("models/multivector")
+    checkpoints: Path = Path("models/checkpoints/multivector")
+    live: Path = Path("dvclive/train_multivector")
+
+
+def write_off(paths: Paths) -> None:
+    """Late interaction is off in this run: the stage's outputs, empty, so DVC records them and nothing else runs."""
+    for folder in (paths.output, paths.live / "plots"):
+        with atomic_path(folder) as temporary:
+            temporary.mkdir(parents=True)
+            (temporary / "README.md").write_text(
+                "Late interaction is off in this run (train_multivector.enabled: false); "
+                "`dvc exp run -S train_multivector.enabled=true` trains it.\n"
+            )
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    write_json(paths.live / "metrics.json", {})
+
+
+def retrieval_evaluator(evalset: EvalSet, page_input: str, name: str, batch_size: int):
+    """The held-out set as sentence-transformers' MaxSim evaluator sees it: {id: query}, {id: page}, {query: pages}."""
+    from sentence_transformers.multi_vector_encoder.evaluation import MultiVectorInformationRetrievalEvaluator
+
+    relevant = evalset.relevant()
+    queries = dict(zip(evalset.query_ids, evalset.query_texts))
+    return MultiVectorInformationRetrievalEvaluator(
+        queries={q: queries[q] for q in relevant},
+        corpus=dict(zip(evalset.corpus_ids, evalset.documents(page_input))),
+        relevant_docs=relevant,
+        batch_size=batch_size,
+        name=name,
+        show_progress_bar=False,
+        write_csv=False,
+    )
+
+
+def main(paths: Paths) -> None:
+    # 1. Parameters: with late interaction off, empty outputs and nothing else (the training libraries take seconds
+    #    to import, so they are imported below, only when it is on)
+    params = load_params(paths.params)
+    config = params.late_interaction
+    if config is None:
+        print("late interaction is off (train_multivector.enabled: false): nothing to train")
+        write_off(paths)
+        return
+    from datasets import Image
+    from sentence_transformers import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+    from sentence_transformers.multi_vector_encoder.losses import (
+        CachedMultiVectorMultipleNegativesRankingLoss,
+        MultiVectorMultipleNegativesRankingLoss,
+    )
+
+    from vdr.lora import prepare
+    from vdr.multivector import load_multivector, projection_parameters
+    from vdr.training import BATCH_SAMPLERS, resumable, save, train, training_arguments, triplets
+
+    # 2. The base model as a multi-vector model with a fresh, seeded projection; LoRA adapters and a frozen vision
+    #    tower when asked (vdr/lora.py); resume if a run with the same params, data and code was killed
+    model = load_multivector(
+        params.models.embedder,
+        params.models,
+        projection_dim=config.projection_dim,
+        seed=config.seed,
+        query_length=config.query_length,
+        document_length=config.document_length,
+    )
+    print(f"multi-vector model: {' -> '.join(type(m).__name__ for m in model)}, {model.get_embedding_dimension()}-d")
+    adapter = prepare(model, config, params.models.embedder, "train_multivector")
+    data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
+    checkpointing = resumable(
+        paths.checkpoints, paths.live, {"models": params.models, "train_multivector": config}, data, __file__
+    )
+
+    # 3. Triplets: query, positive page, the hardest mined negative; the held-out evaluator if asked
+    table = read_table(paths.mined / "train.parquet")
+    require_columns(table, ["query", "positive", "negative_1"], paths.mined / "train.parquet")
+    dataset = triplets(table, config.max_train_samples)
+    print(
+        f"training on {len(dataset)} triplets "
+        f"({'page images' if isinstance(dataset.features['positive'], Image) else 'page texts'})"
+    )
+    evaluator = None
+    if config.eval_steps is not None:
+        evaluator = retrieval_evaluator(
+            EvalSet.load(paths.eval_dataset),
+            params.models.page_input,
+            config.evaluator_name,
+            config.evaluator_batch_size,
+        )
+        print(f"before training: {evaluator(model)}")
+
+    # 4. Loss: MaxSim over in-batch and hard negatives, cached (GradCache) when mini_batch_size is set
+    if config.mini_batch_size is not None:
+        loss = CachedMultiVectorMultipleNegativesRankingLoss(
+            model, scale=config.scale, mini_batch_size=config.mini_batch_size
+        )
+    else:
+        loss = MultiVectorMultipleNegativesRankingLoss(model, scale=config.scale)
+
+    # 5. Training arguments: the shared ones (vdr/training.py), the batch sampler, gradient clipping and the
+    #    projection's own learning rate (an optimizer parameter group of its own)
+    rates = {}
+    if config.projection_learning_rate is not None:
+        rates[projection_parameters(model)] = config.projection_learning_rate
+    args = training_arguments(
+        MultiVectorEncoderTrainingArguments,
+        config,
+        paths.checkpoints,
+        evaluator,
+        batch_sampler=BATCH_SAMPLERS[config.batch_sampler],
+        max_grad_norm=config.max_grad_norm,
+        learning_rate_mapping=rates,
+    )
+
+    # 6. Train with DVCLive curves, then save the finetuned model (or its adapter) atomically
+    train(MultiVectorEncoderTrainer, model, args, dataset, loss, evaluator, checkpointing)
+    if evaluator is not None:
+        print(f"after training: {evaluator(model)}")
+    save(model, paths.output, checkpointing, adapter)
+
+
+if __name__ == "__main__":
+    with stage_process("train_multivector"):
+        main(parse_args(Paths, __doc__))
