@@ -100,3 +100,34 @@ def test_blog_profile_validates(blog):
 def test_fp32_weights_with_bf16_autocast_is_one_override():
     params = Params.model_validate(compose("blog", ["models.model_kwargs.dtype=float32"]))
     assert params.models.model_kwargs.dtype == "float32" and params.train_embedder.bf16
+
+
+LATE_RECIPE = [  # the sentence-transformers multimodal multi-vector recipe (NDCG@10 0.8244 -> 0.9278)
+    ("train_multivector.enabled", True, "the late profile trains the multi-vector model"),
+    ("models.embedder", "Qwen/Qwen3-VL-Embedding-2B", "Model: Qwen3-VL-Embedding-2B as a multi-vector model"),
+    ("models.page_input", "image", "Model: page screenshots"),
+    ("train_multivector.projection_dim", 128, "Model: a fresh 128-d projection"),
+    ("train_multivector.mini_batch_size", 1, "Loss: CachedMultiVectorMultipleNegativesRankingLoss(mini_batch_size=1)"),
+    ("train_multivector.batch_size", 64, "Training: batch 64"),
+    ("train_multivector.learning_rate", 2e-5, "Training: lr 2e-5"),
+    ("train_multivector.projection_learning_rate", 2e-4, "Training: 2e-4 for the projection"),
+    ("train_multivector.max_grad_norm", 30.0, "Training: max_grad_norm 30"),
+    ("train_multivector.document_length", None, "Model: image tokens are never truncated"),
+]
+
+
+@pytest.fixture(scope="module")
+def late():
+    return compose("late")
+
+
+@pytest.mark.parametrize("key, value, source", LATE_RECIPE, ids=[row[0] for row in LATE_RECIPE])
+def test_late_profile_is_the_multi_vector_recipe(late, key, value, source):
+    assert lookup(late, key) == value, f"{key}: the recipe says {value!r} ({source})"
+
+
+def test_late_profile_is_the_blog_profile_plus_late_interaction(late, blog):
+    assert Params.model_validate(late).late_interaction is not None
+    rest = {k: v for k, v in late.items() if k not in ("profile_name", "train_multivector")}
+    assert rest == {k: v for k, v in blog.items() if k not in ("profile_name", "train_multivector")}
+    assert Params.model_validate(blog).late_interaction is None

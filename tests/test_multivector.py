@@ -310,3 +310,54 @@ def test_stages_on_page_texts_with_minilm(tmp_path, stage_env):
     assert metrics["multivector_base"]["tokens_per_page"] <= 32  # document_length
     saved = json.loads((tmp_path / "models/multivector/sentence_bert_config.json").read_text())
     assert (saved["query_length"], saved["document_length"]) == (16, 32)
+
+
+def test_off_by_default_the_stages_write_empty_outputs_without_loading_a_model(tmp_path, stage_env):
+    """The cpu default: train_multivector.enabled false; both stages end at once, with no training library imported."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert params["train_multivector"]["enabled"] is False
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("train_multivector", "evaluate_multivector"):
+        probe = (
+            "import runpy, sys\n"
+            f"runpy.run_path({str(REPO / f'stages/{stage}.py')!r}, run_name='__main__')\n"
+            "print('imported:', sorted(m for m in ('sentence_transformers', 'torch') if m in sys.modules))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=tmp_path, env=stage_env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "late interaction is off" in result.stdout and "imported: []" in result.stdout
+    assert json.loads((tmp_path / "metrics/multivector.json").read_text()) == {}
+    assert (tmp_path / "models/multivector/README.md").exists() and not list(
+        (tmp_path / "data/runs_multivector").iterdir()
+    )
+    assert json.loads((tmp_path / "dvclive/train_multivector/metrics.json").read_text()) == {}
+
+
+def test_the_report_gains_the_late_interaction_rows_and_their_cost():
+    from vdr.report import results_table
+
+    row = {"ndcg@10": 0.7, "mrr@10": 0.6, "recall@10": 0.9}
+    late = {
+        "multivector_base": {
+            **row,
+            "index_bytes_per_page": 30767.4,
+            "tokens_per_page": 120.2,
+            "token_dims": 128,
+            "ms_per_query": 45.0,
+        },
+        "multivector_finetuned": {
+            **row,
+            "ndcg@10": 0.71,
+            "index_bytes_per_page": 30767.4,
+            "tokens_per_page": 120.2,
+            "token_dims": 128,
+            "ms_per_query": 44.0,
+        },
+        "held_out_set": {"queries": 2, "pages": 3},
+    }
+    table = results_table({"base": row, "finetuned": row}, late)
+    assert "| finetuned multi-vector (late interaction) | 0.7100 | 0.6000 | 0.9000 |  |" in table
+    assert "| base multi-vector (late interaction) | 30767 | 120 x 128 | 45.0 |" in table
+    assert "late interaction" not in results_table({"base": row, "finetuned": row}, {})
