@@ -262,7 +262,14 @@ def test_merged_embedder_is_a_full_model_with_the_adapters_effect(tmp_path, monk
     mined(tmp_path / "data/mined", images=False, rows=8)
     lora = {**LORA, "merge": True}
     params = cpu_params(
-        tmp_path, "train_embedder", max_train_samples=8, batch_size=4, mini_batch_size=4, max_seq_length=32, lora=lora
+        tmp_path,
+        "train_embedder",
+        max_train_samples=8,
+        batch_size=4,
+        mini_batch_size=4,
+        max_seq_length=32,
+        lora=lora,
+        bf16=False,  # float32 throughout, so the merged model must encode as the trained one did to 1e-5
     )
     trained = run_stage("train_embedder", tmp_path, params, monkeypatch, lambda m: {"query": m.encode_query([QUERY])})
     saved = tmp_path / "models/embedder"
