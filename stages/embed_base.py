@@ -46,7 +46,7 @@ def main(paths: Paths) -> None:
     with (
         Spill(params.search.max_memory_mb) as spill,  # its bound decides; the file is corpus.npy itself
         atomic_path(paths.output) as temporary,
-        encoding_pool(model, params.encode.devices) as pool,
+        encoding_pool(model, params.encode.devices, bf16=params.encode.bf16) as pool,
     ):
         temporary.mkdir()
         query_embeddings = encode_queries(model, evalset.query_texts, evaluate.batch_size, pool)

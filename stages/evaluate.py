@@ -30,7 +30,7 @@ from vdr.evaluation import (
     evaluate_embeddings,
     rerank_and_score,
     to_run,
-    write_trec_run,
+    write_results,
 )
 from vdr.models import load_embedder, load_reranker
 from vdr.params import load_params
@@ -78,7 +78,14 @@ def main(paths: Paths) -> None:
             key="models/embedder (finetuned)",
         )
         metrics["finetuned"], top["finetuned"] = evaluate_embedder(
-            model, evalset, documents, evaluate.dims, evaluate.batch_size, devices=params.encode.devices, spill=spill
+            model,
+            evalset,
+            documents,
+            evaluate.dims,
+            evaluate.batch_size,
+            devices=params.encode.devices,
+            spill=spill,
+            bf16=params.encode.bf16,
         )
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
@@ -97,6 +104,7 @@ def main(paths: Paths) -> None:
             evaluate.fusion_weight,
             evaluate.batch_size,
             name,
+            bf16=params.encode.bf16,
         )
         metrics.update(scored)
         runs.update(reranked_runs)
@@ -104,13 +112,8 @@ def main(paths: Paths) -> None:
         cost = f" ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})" if "ms_per_query" in row else ""
         print(f"{name}: ndcg@10 {row['ndcg@10']:.4f}{cost}")
 
-    # 4. Metrics, plots, report with its picture, run files
-    held_out = {
-        "queries": len(evalset.query_ids),
-        "pages": len(evalset.corpus_ids),
-        "queries_not_scored": evalset.skipped,
-    }
-    write_json(paths.metrics, {**metrics, "held_out_set": held_out})  # every query not scored is counted
+    # 4. Metrics, run files, plots, report with its picture
+    write_results(paths.metrics, paths.runs, metrics, runs, evalset)
     plot_rows = ndcg_by_dimension(metrics)
     write_json(paths.plots, plot_rows)
     with atomic_path(paths.picture) as temporary:
@@ -118,10 +121,6 @@ def main(paths: Paths) -> None:
     with atomic_path(paths.report) as temporary:
         late = json.loads(paths.late_metrics.read_text()) if paths.late_metrics.exists() else {}
         temporary.write_text(results_report(metrics, evalset, evaluate, picture=paths.picture.name, late=late))
-    with atomic_path(paths.runs) as temporary:
-        temporary.mkdir()
-        for name, run in runs.items():
-            write_trec_run(temporary / f"{name}.trec", run, name)
 
 
 if __name__ == "__main__":

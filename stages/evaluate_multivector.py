@@ -2,27 +2,30 @@
 
     python stages/evaluate_multivector.py   (run by `dvc repro evaluate_multivector`)
 
-Two rows: `multivector_base`, models.embedder as a multi-vector model with the fresh projection train_multivector
-starts from (same projection_dim, same seed: vdr/multivector.py), and `multivector_finetuned`, models/multivector.
-Pages are read as models.page_input says (vdr/evalset.py: the text layer, OCR for image-only pages, or the page
-screenshot). Each model encodes every page ONCE into a token index (train_multivector.index_dtype), then encodes
-the queries and ranks all pages by MaxSim within search.max_memory_mb. Metrics come from pytrec_eval through
-vdr/evaluation.py, as for the dense rows, plus what late interaction costs: the index's bytes per page (token
-vectors and offsets), its tokens per page, and the ms per query of encoding the query and searching the index (the
-pages were encoded beforehand). Writes metrics/multivector.json (`dvc metrics show`) and TREC run files in
-data/runs_multivector/. With late interaction off (train_multivector.enabled: false, the cpu default) it writes an
-empty metrics file and no runs.
+Rows: `multivector_base`, models.embedder as a multi-vector model with the fresh projection train_multivector
+starts from (same projection_dim, same seed: vdr/multivector.py), `multivector_finetuned`, models/multivector, and
+`multivector_finetuned+reranker` (`_only`): the finetuned reranker (models/reranker) over the finetuned multi-vector
+model's top evaluate.top_k, fused at evaluate.fusion_weight and alone, exactly as evaluate reranks the dense
+embedder's. Pages are read as models.page_input says (vdr/evalset.py: the text layer, OCR for image-only pages, or
+the page screenshot). Each model encodes every page ONCE into a token index (train_multivector.index_dtype), then
+encodes the queries and ranks all pages by MaxSim within search.max_memory_mb; encoding and reranking run under bf16
+autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation.py, as for the dense rows, plus what
+late interaction costs: the index's bytes per page (token vectors and offsets), its tokens per page, and the ms per
+query of encoding the query and searching the index (the pages were encoded beforehand). Writes
+metrics/multivector.json (`dvc metrics show`) and TREC run files in data/runs_multivector/. With late interaction
+off (train_multivector.enabled: false, the cpu default) it writes an empty metrics file and no runs.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vdr.devices import bf16_autocast
 from vdr.evalset import EvalSet
-from vdr.evaluation import RUN_DEPTH, ir_metrics, to_run, write_trec_run
-from vdr.multivector import encode_pages, encode_queries, load_multivector, maxsim_search
+from vdr.evaluation import rerank_and_score, to_run, write_results
+from vdr.models import load_reranker
+from vdr.multivector import evaluate_multivector, load_multivector
 from vdr.params import load_params
 from vdr.shards import atomic_path, write_json
 from vdr.stage import PageReading, parse_args, stage_process
@@ -33,27 +36,9 @@ class Paths(PageReading):
     params: Path = Path("params.yaml")
     dataset: Path = Path("data/pages/eval")
     model: Path = Path("models/multivector")
+    reranker: Path = Path("models/reranker")
     metrics: Path = Path("metrics/multivector.json")
     runs: Path = Path("data/runs_multivector")
-
-
-def evaluate_multivector(model, evalset: EvalSet, documents, batch_size: int, index_dtype: str, max_memory_mb: float):
-    """One model's row: the pages encoded once into a token index, every query encoded and searched by MaxSim, the
-    top RUN_DEPTH pages of each scored with pytrec_eval. Returns (metrics row, run)."""
-    pages = encode_pages(model, documents, batch_size, index_dtype)
-    started = time.perf_counter()
-    queries = encode_queries(model, evalset.query_texts, batch_size)
-    indices, scores = maxsim_search(queries, pages, RUN_DEPTH, max_memory_mb)
-    elapsed = time.perf_counter() - started
-    run = to_run(evalset.query_ids, evalset.corpus_ids, indices, scores)
-    row = {
-        **ir_metrics(run, evalset.qrels),
-        "index_bytes_per_page": round(pages.nbytes / len(pages), 1),
-        "tokens_per_page": round(pages.tokens_per_item, 1),
-        "token_dims": int(pages.tokens.shape[1]),
-        "ms_per_query": round(1000 * elapsed / len(evalset.query_ids), 1),
-    }
-    return row, run
 
 
 def main(paths: Paths) -> None:
@@ -75,14 +60,15 @@ def main(paths: Paths) -> None:
         "multivector_base": (params.models.embedder, "models.embedder (as a multi-vector model)"),
         "multivector_finetuned": (str(paths.model), "models/multivector (finetuned)"),
     }
-    metrics, runs = {}, {}
+    metrics, top = {}, {}
     for name, (source, key) in models.items():
         model = load_multivector(
             source, params.models, projection_dim=config.projection_dim, seed=config.seed, key=key, **lengths
         )
-        metrics[name], runs[name] = evaluate_multivector(
-            model, evalset, documents, config.encode_batch_size, config.index_dtype, params.search.max_memory_mb
-        )
+        with bf16_autocast(model, params.encode.bf16):
+            metrics[name], top[name] = evaluate_multivector(
+                model, evalset, documents, config.encode_batch_size, config.index_dtype, params.search.max_memory_mb
+            )
         row = metrics[name]
         print(
             f"{name}: ndcg@10 {row['ndcg@10']:.4f}, {row['index_bytes_per_page']:.0f} index bytes/page "
@@ -91,17 +77,28 @@ def main(paths: Paths) -> None:
         )
         del model
 
-    # 3. Metrics and run files
-    held_out = {
-        "queries": len(evalset.query_ids),
-        "pages": len(evalset.corpus_ids),
-        "queries_not_scored": evalset.skipped,
-    }
-    write_json(paths.metrics, {**metrics, "held_out_set": held_out})
-    with atomic_path(paths.runs) as temporary:
-        temporary.mkdir()
-        for name, run in runs.items():
-            write_trec_run(temporary / f"{name}.trec", run, name)
+    # 3. The finetuned reranker over the finetuned multi-vector model's top evaluate.top_k, as evaluate reranks the
+    #    dense embedder's: fused at evaluate.fusion_weight, and its order alone
+    runs = {name: to_run(evalset.query_ids, evalset.corpus_ids, *top[name]) for name in top}
+    evaluate = params.evaluate
+    scored, reranked_runs = rerank_and_score(
+        load_reranker(str(paths.reranker), params.models),
+        evalset,
+        documents,
+        top["multivector_finetuned"],
+        evaluate.top_k,
+        evaluate.fusion_weight,
+        evaluate.batch_size,
+        "multivector_finetuned+reranker",
+        bf16=params.encode.bf16,
+    )
+    metrics.update(scored)
+    runs.update(reranked_runs)
+    for name, row in scored.items():
+        print(f"{name}: ndcg@10 {row['ndcg@10']:.4f} ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})")
+
+    # 4. Metrics and run files
+    write_results(paths.metrics, paths.runs, metrics, runs, evalset)
 
 
 if __name__ == "__main__":

@@ -229,7 +229,7 @@ def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Pat
     read = decode_image if params.models.page_input == "image" else None
     row_of = {page_id: row for row, page_id in enumerate(pages["id"].to_pylist())}
     with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
-        with encoding_pool(model, params.encode.devices) as pool:
+        with encoding_pool(model, params.encode.devices, bf16=params.encode.bf16) as pool:
             query_embeddings = encode_queries(model, [query for _, query in pairs], params.mine.batch_size, pool)
             page_embeddings = encode_documents(model, documents, params.mine.batch_size, pool, spill=spill, read=read)
         ranked, _ = search(query_embeddings, page_embeddings, top_k, params.search.max_memory_mb)

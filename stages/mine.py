@@ -28,7 +28,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import set_seed
 
-from vdr.devices import cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
+from vdr.devices import bf16_autocast, cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
 from vdr.evalset import read_pages
 from vdr.images import decode_image
 from vdr.models import load_embedder
@@ -87,11 +87,18 @@ def main(paths: Paths) -> None:
         if params.models.page_input == "image":
             with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
                 mined = mine_image_negatives(
-                    queries, positives, model, mine, params.encode.devices, spill, train["id"].to_pylist()
+                    queries,
+                    positives,
+                    model,
+                    mine,
+                    params.encode.devices,
+                    spill,
+                    train["id"].to_pylist(),
+                    bf16=params.encode.bf16,
                 )
         else:
             pairs = Dataset.from_dict({"query": queries, "positive": positives})
-            mined = mine_hard_negatives_checked(pairs, model, mine, params.encode.devices)
+            mined = mine_hard_negatives_checked(pairs, model, mine, params.encode.devices, params.encode.bf16)
 
     # 3. Write
     with atomic_path(paths.output) as temporary:
@@ -117,6 +124,7 @@ def mine_image_negatives(
     devices="auto",
     spill: Spill | None = None,
     page_ids: list[str] | None = None,
+    bf16: bool = False,
 ) -> Dataset:
     """Page screenshots: one encoding pass over the training pages, then the same rule as `mine_hard_negatives`.
 
@@ -126,7 +134,7 @@ def mine_image_negatives(
     corpus = {page_id: index for index, page_id in enumerate(dict.fromkeys(page_ids))}
     first_row = {page_id: row for row, page_id in reversed(list(enumerate(page_ids)))}
     unique_pages = [pages[first_row[page_id]] for page_id in corpus]
-    with encoding_pool(model, devices) as pool:
+    with encoding_pool(model, devices, bf16=bf16) as pool:
         query_embeddings = encode_queries(model, queries, mine.batch_size, pool)
         page_embeddings = encode_documents(model, unique_pages, mine.batch_size, pool, spill=spill, read=decode_image)
     chosen = mine_negatives(
@@ -153,12 +161,17 @@ def mine_image_negatives(
     return Dataset.from_dict(columns)
 
 
-def mine_hard_negatives_checked(pairs: Dataset, model, mine, devices="auto") -> Dataset:
-    """sentence-transformers' mining on text pages; with two or more devices its own pool encodes them."""
+def mine_hard_negatives_checked(pairs: Dataset, model, mine, devices="auto", bf16: bool = False) -> Dataset:
+    """sentence-transformers' mining on text pages; with two or more devices its own pool encodes them (under
+    encode.bf16 autocast only in one process, as vdr/devices.py encoding_pool)."""
     from sentence_transformers.util import mine_hard_negatives
 
     workers = pool_devices(model, devices)
-    with sigterm_raises(), cpu_threads_per_worker(workers):  # its pool is stopped by its own `finally`
+    with (
+        sigterm_raises(),
+        cpu_threads_per_worker(workers),  # its pool is stopped by its own `finally`
+        bf16_autocast(model, bf16 and not workers),
+    ):
         mined = mine_hard_negatives(
             pairs,
             model,

@@ -48,16 +48,9 @@ class Paths:
 def retrieval_evaluator(
     evalset: EvalSet, page_input: str, name: str, batch_size: int
 ) -> InformationRetrievalEvaluator:
-    """The held-out set as sentence-transformers' evaluator sees it: {id: query}, {id: page}, {query id: {page id}}."""
-    relevant = evalset.relevant()
-    queries = dict(zip(evalset.query_ids, evalset.query_texts))
+    """The held-out set as sentence-transformers' evaluator sees it (vdr/evalset.py evaluator_inputs)."""
     return InformationRetrievalEvaluator(
-        queries={q: queries[q] for q in relevant},
-        corpus=dict(zip(evalset.corpus_ids, evalset.documents(page_input))),
-        relevant_docs=relevant,
-        batch_size=batch_size,
-        name=name,
-        show_progress_bar=False,
+        **evalset.evaluator_inputs(page_input), batch_size=batch_size, name=name, show_progress_bar=False
     )
 
 

@@ -56,15 +56,11 @@ def write_off(paths: Paths) -> None:
 
 
 def retrieval_evaluator(evalset: EvalSet, page_input: str, name: str, batch_size: int):
-    """The held-out set as sentence-transformers' MaxSim evaluator sees it: {id: query}, {id: page}, {query: pages}."""
+    """The held-out set as sentence-transformers' MaxSim evaluator sees it (vdr/evalset.py evaluator_inputs)."""
     from sentence_transformers.multi_vector_encoder.evaluation import MultiVectorInformationRetrievalEvaluator
 
-    relevant = evalset.relevant()
-    queries = dict(zip(evalset.query_ids, evalset.query_texts))
     return MultiVectorInformationRetrievalEvaluator(
-        queries={q: queries[q] for q in relevant},
-        corpus=dict(zip(evalset.corpus_ids, evalset.documents(page_input))),
-        relevant_docs=relevant,
+        **evalset.evaluator_inputs(page_input),
         batch_size=batch_size,
         name=name,
         show_progress_bar=False,

@@ -93,3 +93,15 @@ def test_training_on_several_nodes_needs_the_node_rank_before_anything_runs(tmp_
     monkeypatch.setenv("NODE_RANK", "1")
     main(Paths(params=two_nodes, output=tmp_path / "c"))
     assert json.loads((tmp_path / "c").read_text()) == PASSED
+
+
+def test_late_interaction_on_page_images_with_a_document_length_stops_the_check(tmp_path):
+    def late_on_images(params):
+        params["models"]["page_input"] = "image"
+        params["train_multivector"].update(enabled=True, document_length=128)
+
+    with pytest.raises(
+        ParamsError, match="train_multivector.document_length: .* set train_multivector.document_length: null"
+    ):
+        main(Paths(params=params_file(tmp_path, late_on_images), output=tmp_path / "c"))
+    assert not (tmp_path / "c").exists()

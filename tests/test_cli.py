@@ -1,11 +1,14 @@
-"""vdr-eval on a dataset built here: image + text corpus, graded qrels; metrics equal pytrec_eval on its run file."""
+"""vdr-eval on a dataset built here: image + text corpus, graded qrels; metrics equal pytrec_eval on its run file,
+for a dense model and for a saved multi-vector (late-interaction) model."""
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import pytrec_eval
 
 from tests.support.evalsets import MODEL, png, vdr_eval
 from tests.support.repo import read_trec_run
+from vdr.multivector import load_multivector
 from vdr.shards import write_qrels, write_table
 
 PAGES = {
@@ -61,3 +64,43 @@ def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
 def test_vdr_eval_rejects_bad_dims(dataset, tmp_path):
     with pytest.raises(ValueError, match="exceed the model's embedding size"):
         vdr_eval(dataset, tmp_path, "--dims", "4096")
+
+
+def test_vdr_eval_scores_a_saved_multi_vector_model_by_maxsim(dataset, tmp_path):
+    from types import SimpleNamespace
+
+    from sentence_transformers.util.similarity import maxsim
+
+    from vdr.lora import prepare, write_model
+    from vdr.params import Lora
+
+    model = load_multivector(MODEL, projection_dim=16, seed=7, query_length=16, document_length=8)
+    model.save_pretrained(str(tmp_path / "multivector"))
+    metrics = vdr_eval(
+        dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), model=str(tmp_path / "multivector")
+    )
+
+    # every page against every query by MaxSim, from the model's own token vectors: the run file's scores
+    queries, pages = ["average of numbers", "load a csv file", "plot a histogram"], list(PAGES.values())
+    expected = maxsim(model.encode_query(queries), model.encode_document(pages)).numpy()
+    run = read_trec_run(tmp_path / "run.trec")
+    found = np.array([[run[q][p] for p in PAGES] for q in ("q1", "q2", "q3")])
+    np.testing.assert_allclose(found, expected, atol=2e-3)  # the index holds float16 token vectors
+
+    qrels = {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
+    direct = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    assert metrics["ndcg@10"] == pytest.approx(sum(direct[q]["ndcg_cut_10"] for q in qrels) / 3, abs=1e-9)
+    assert metrics["token_dims"] == 16 and metrics["tokens_per_page"] == 8  # pages cut at the saved document_length
+    assert metrics["index_bytes_per_page"] == pytest.approx(metrics["tokens_per_page"] * 16 * 2 + 6 * 8 / 5, abs=0.1)
+    assert (metrics["queries"], metrics["corpus"]) == (3, 5) and "dims" not in metrics
+
+    # saved as a LoRA adapter (lora.merge: false): rebuilt on its base with the saved projection and token limits
+    adapter = prepare(model, SimpleNamespace(freeze_vision=False, lora=Lora(r=4, alpha=8)), MODEL, "train_multivector")
+    write_model(model, tmp_path / "adapter", adapter)
+    (tmp_path / "out").mkdir()
+    again = vdr_eval(dataset, tmp_path / "out", model=str(tmp_path / "adapter"))
+    same = lambda row: {k: v for k, v in row.items() if k not in ("model", "ms_per_query")}  # noqa: E731
+    assert same(again) == same(metrics)  # fresh LoRA layers change nothing
+
+    with pytest.raises(SystemExit):  # no Matryoshka dimensions to truncate token vectors to
+        vdr_eval(dataset, tmp_path, "--dims", "8", model=str(tmp_path / "multivector"))

@@ -196,6 +196,9 @@ def test_embed_base_streams_corpus_npy_into_its_output(dataset, tmp_path, monkey
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["evaluate"]["batch_size"] = 8  # 40 pages: 5 chunks of 8 when streamed
+    # float32: under bf16 autocast an embedding moves by up to 1e-3 with the other inputs of its batch (padding),
+    # which chunking changes; the same inputs give the same bits run to run either way
+    params["encode"]["bf16"] = False
     outputs = {}
     for name, max_memory_mb in (("in_memory", 1024), ("streamed", 0.01)):
         params["search"]["max_memory_mb"] = max_memory_mb
@@ -271,3 +274,20 @@ def test_a_killed_stage_leaves_no_pool_worker(tmp_path, stage_env):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers), "a pool worker outlived the killed stage"
+
+
+def test_bf16_encodes_under_autocast_in_one_process_and_says_a_pool_does_not(model, capsys):
+    """encode.bf16: one process encodes under bf16 autocast (float32 embeddings, near the float32 ones, not equal);
+    a pool's workers cannot, and the stage says so instead of claiming it."""
+    import torch
+
+    plain = encode_documents(model, TEXTS, batch_size=8)
+    with encoding_pool(model, None, bf16=True) as pool:
+        assert pool is None and torch.is_autocast_enabled("cpu")
+        under_bf16 = encode_documents(model, TEXTS, batch_size=8)
+    assert not torch.is_autocast_enabled("cpu")
+    assert under_bf16.dtype == np.float32 and not np.array_equal(plain, under_bf16)
+    assert (plain * under_bf16).sum(axis=1).min() > 0.99  # the same direction, to bf16's precision
+    with encoding_pool(model, ["cpu", "cpu"], bf16=True) as pool:
+        assert len(pool["processes"]) == 2
+    assert "the 2 worker processes encode in the model's own dtype" in capsys.readouterr().out

@@ -54,6 +54,21 @@ def test_rerank_scores_every_candidate_and_keeps_every_query():
     assert scores.tolist() == [[1, 3], [2, 1]]
 
 
+def test_rerank_under_bf16_scores_inside_autocast_only():
+    import torch
+
+    class AutocastProbe:
+        device = torch.device("cpu")
+
+        def predict(self, pairs, **kwargs):
+            return [float(torch.is_autocast_enabled("cpu"))] * len(pairs)
+
+    candidates = np.array([[0, 1]])
+    assert rerank(AutocastProbe(), ["q"], ["a", "b"], candidates, batch_size=2, bf16=True).tolist() == [[1.0, 1.0]]
+    assert rerank(AutocastProbe(), ["q"], ["a", "b"], candidates, batch_size=2).tolist() == [[0.0, 0.0]]
+    assert not torch.is_autocast_enabled("cpu")
+
+
 def test_trec_run_file(tmp_path):
     write_trec_run(tmp_path / "run.trec", {"q1": {"d1": 0.5, "d2": 0.9}}, "tag")
     assert (tmp_path / "run.trec").read_text().splitlines() == ["q1 Q0 d2 1 0.900000 tag", "q1 Q0 d1 2 0.500000 tag"]

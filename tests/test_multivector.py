@@ -18,7 +18,7 @@ import yaml
 from tests.conftest import REPO
 from tests.support.tiny_vlm import TOPICS, build, page_image
 from vdr.evaluation import ir_metrics
-from vdr.models import resolve_model
+from vdr.models import load_reranker, resolve_model
 from vdr.multivector import (
     TokenIndex,
     encode_pages,
@@ -213,11 +213,14 @@ def page_text(number: int) -> str:
     return f"Report {number}. This page explains {TOPICS[number % len(TOPICS)]} in detail, with a table of figures."
 
 
-def tiny_project(root, models: dict, page) -> None:
-    """params.yaml with a train_multivector section, 8 mined triplets and a held-out set of 6 queries x 12 pages."""
+def tiny_project(root, models: dict, page, reranker) -> None:
+    """params.yaml with a train_multivector section, 8 mined triplets, a held-out set of 6 queries x 12 pages, and
+    `reranker` saved as models/reranker (what train_reranker would have written)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["models"].update(models)
     params["train_multivector"] = dict(TINY_TRAINING, document_length=None if models.get("page_input") else 32)
+    params["evaluate"].update(top_k=5, batch_size=4)
+    reranker.save(str(root / "models/reranker"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data/mined").mkdir(parents=True)
     triplets = [{"query": query(n), "positive": page(n), "negative_1": page(n + 1)} for n in range(8)]
@@ -233,11 +236,13 @@ def tiny_project(root, models: dict, page) -> None:
 
 
 def check_results(root) -> dict:
-    """metrics/multivector.json: both rows, each the pytrec_eval scoring of its own TREC run file."""
+    """metrics/multivector.json: the base, finetuned and reranked rows, each the pytrec_eval scoring of its own TREC
+    run file; the reranked ones reorder the finetuned model's top evaluate.top_k (5) and keep the rest."""
     metrics = json.loads((root / "metrics/multivector.json").read_text())
     qrels = read_qrels(root / "data/pages/eval/qrels.tsv")
     runs = {}
-    for name in ("multivector_base", "multivector_finetuned"):
+    reranked = ("multivector_finetuned+reranker", "multivector_finetuned+reranker_only")
+    for name in ("multivector_base", "multivector_finetuned", *reranked):
         row = metrics[name]
         run = runs[name] = {}
         for line in (root / f"data/runs_multivector/{name}.trec").read_text().splitlines():
@@ -246,7 +251,15 @@ def check_results(root) -> dict:
             run.setdefault(query_id, {})[page_id] = float(score)
         assert len(run) == 6 and all(len(pages) == 12 for pages in run.values())
         rescored = ir_metrics(run, qrels)
-        assert row["ndcg@10"] == pytest.approx(rescored["ndcg@10"], abs=1e-6) and 0 < row["ndcg@10"] <= 1
+        assert row["ndcg@10"] == pytest.approx(rescored["ndcg@10"], abs=1e-6) and 0 <= row["ndcg@10"] <= 1
+        if name in reranked:
+            assert row["top_k"] == 5 and row["ms_per_query"] > 0
+            for query_id, pages in run.items():
+                retrieved = sorted(runs["multivector_finetuned"][query_id].items(), key=lambda item: -item[1])
+                ordered = [page for page, _ in sorted(pages.items(), key=lambda item: -item[1])]
+                assert set(ordered[:5]) == {page for page, _ in retrieved[:5]}  # the top 5 reordered, no other page
+                assert ordered[5:] == [page for page, _ in retrieved[5:]]  # the rest in the retrieval order
+            continue
         assert row["token_dims"] == 16 and row["ms_per_query"] > 0
         assert row["index_bytes_per_page"] == pytest.approx(row["tokens_per_page"] * 16 * 2 + 13 * 8 / 12, abs=2)
     assert metrics["held_out_set"]["queries"] == 6
@@ -255,8 +268,14 @@ def check_results(root) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("tiny_vlm"))[0]
+def tiny_vlms(tmp_path_factory):
+    """A tiny random Qwen3-VL embedder and reranker (tests/support/tiny_vlm.py)."""
+    return build(tmp_path_factory.mktemp("tiny_vlm"))
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tiny_vlms):
+    return tiny_vlms[0]
 
 
 @pytest.mark.tiny_vlm
@@ -275,11 +294,17 @@ def test_page_images_become_token_embeddings(tiny_vlm):
 
 @pytest.mark.tiny_vlm
 @pytest.mark.slow
-def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlm, monkeypatch):
+def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlms, monkeypatch):
     from stages import evaluate_multivector, train_multivector
 
-    models = {"embedder": str(tiny_vlm), "page_input": "image", "model_kwargs": {"attn_implementation": "sdpa"}}
-    tiny_project(tmp_path, models, png)
+    tiny_vlm, tiny_reranker = tiny_vlms
+    models = {
+        "embedder": str(tiny_vlm),
+        "reranker": str(tiny_reranker),
+        "page_input": "image",
+        "model_kwargs": {"attn_implementation": "sdpa"},
+    }
+    tiny_project(tmp_path, models, png, load_reranker(str(tiny_reranker), Models(**models)))
     monkeypatch.chdir(tmp_path)
     train_multivector.main(train_multivector.Paths())
     assert (
@@ -294,7 +319,7 @@ def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlm, monkeypa
 
 @pytest.mark.slow
 def test_stages_on_page_texts_with_minilm(tmp_path, stage_env):
-    tiny_project(tmp_path, {"embedder": MINILM}, page_text)
+    tiny_project(tmp_path, {"embedder": MINILM}, page_text, load_reranker(MINILM, TEXT_PAGES))
     env = dict(stage_env, CUDA_VISIBLE_DEVICES="")
     for stage in ("train_multivector", "evaluate_multivector"):
         result = subprocess.run(
@@ -355,9 +380,12 @@ def test_the_report_gains_the_late_interaction_rows_and_their_cost():
             "token_dims": 128,
             "ms_per_query": 44.0,
         },
+        "multivector_finetuned+reranker": {**row, "ndcg@10": 0.73, "top_k": 20, "ms_per_query": 158.0},
         "held_out_set": {"queries": 2, "pages": 3},
     }
     table = results_table({"base": row, "finetuned": row}, late)
     assert "| finetuned multi-vector (late interaction) | 0.7100 | 0.6000 | 0.9000 |  |" in table
+    assert "| finetuned multi-vector + finetuned reranker | 0.7300 | 0.6000 | 0.9000 | 158 (top 20) |" in table
+    assert table.count("| 30767 |") == 2  # the index-cost table has the two multi-vector models, not the reranking
     assert "| base multi-vector (late interaction) | 30767 | 120 x 128 | 45.0 |" in table
     assert "late interaction" not in results_table({"base": row, "finetuned": row}, {})

@@ -34,6 +34,9 @@ def test_committed_params_are_valid():
         (lambda p: p["mine"].update(relative_margin=1.5), "mine.relative_margin"),
         (lambda p: p["render"].update(on_bad_page="ignore"), "render.on_bad_page"),
         (lambda p: p["train_reranker"].update(save_steps=0), "train_reranker.save_steps"),
+        (lambda p: p["train_embedder"].update(eval_steps=2.5), "train_embedder: eval_steps: 2.5 is neither a whole"),
+        (lambda p: p["train_reranker"].update(logging_steps=1.5), "train_reranker: logging_steps: 1.5 is neither"),
+        (lambda p: p["encode"].update(bf16="fast"), "encode.bf16"),
         (lambda p: p["train_embedder"].update(epochs=float("inf")), "train_embedder.epochs: must be a finite number"),
         (lambda p: p["train_reranker"].update(epochs=5000), "train_reranker.epochs"),
         (lambda p: p["train_reranker"].update(learning_rate=float("nan")), "train_reranker.learning_rate: must be a"),
@@ -79,6 +82,44 @@ def test_committed_params_are_valid():
 def test_bad_params_name_the_key(tmp_path, mutate, culprit):
     with pytest.raises(ParamsError) as error:
         load_params(write(tmp_path, mutate))
+    assert culprit in str(error.value)
+
+
+def image_pages(params):
+    params["models"]["page_input"] = "image"
+    params["train_multivector"]["document_length"] = 128
+
+
+def late_interaction(enabled, mutate):
+    """`mutate`, then train_multivector.enabled set to `enabled` (None: no train_multivector section at all)."""
+
+    def mutated(params):
+        mutate(params)
+        if enabled is None:
+            params["train_multivector"] = None
+        else:
+            params["train_multivector"]["enabled"] = enabled
+
+    return mutated
+
+
+@pytest.mark.parametrize(
+    "mutate, culprit",
+    [
+        (image_pages, "train_multivector.document_length: pages are read as images (models.page_input: image)"),
+        (
+            lambda p: p["train_multivector"].update(batch_size=32, mini_batch_size=64),
+            "train_multivector: mini_batch_size: 64 exceeds batch_size 32",
+        ),
+    ],
+    ids=["image-pages-cut", "mini-batch-above-batch"],
+)
+def test_late_interaction_cross_checks_name_the_key_only_when_it_is_on(tmp_path, mutate, culprit):
+    """Combinations the multi-vector model would only refuse (or waste time on) minutes into training."""
+    load_params(write(tmp_path, late_interaction(False, mutate)))  # late interaction off: nothing to check
+    load_params(write(tmp_path, late_interaction(None, mutate)))
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, late_interaction(True, mutate)))
     assert culprit in str(error.value)
 
 

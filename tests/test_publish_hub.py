@@ -75,6 +75,10 @@ def publish_repo(tmp_path_factory):
         )
     )
     (repo / "metrics" / "generate.json").write_text(json.dumps({"backend": "none"}))  # the source's own queries
+    # late interaction is off (the cpu default): train_multivector and evaluate_multivector write these empty
+    (repo / "models" / "multivector").mkdir()
+    (repo / "models" / "multivector" / "README.md").write_text("Late interaction is off in this run.\n")
+    (repo / "metrics" / "multivector.json").write_text("{}\n")
     git(repo, "init", "-q")
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
     git(repo, "add", "-A")
@@ -125,6 +129,8 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
     assert hub.files(REPO_ID) == local
     assert hub.repos[REPO_ID]["files"]["model.safetensors"][0] == "lfs"  # the weights went through LFS
     assert hub.unknown == []
+    assert list((publish_repo / "models" / "published_multivector").iterdir()) == []  # late interaction is off
+    assert "late interaction is off" in first.stdout and "multivector" not in first.stderr
 
     # 2. The card: results table with the reranker row and the per-dimension table, provenance, the command
     card = hub.files(REPO_ID)["README.md"].decode()

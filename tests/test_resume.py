@@ -1,6 +1,7 @@
 """Crash and resume: a training stage killed mid-run resumes from its last checkpoint on the next
 `dvc repro` and ends with the same model, bit for bit, and the same training curve as a run that was
-never interrupted (on the CPU)."""
+never interrupted (on the CPU): the embedder, the reranker, and the late-interaction model (MiniLM as a
+multi-vector model, on page texts)."""
 
 import hashlib
 import os
@@ -17,7 +18,8 @@ from tests.support.repo import TINY, make_tiny_repo, run
 
 pytestmark = pytest.mark.slow
 
-# 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2
+# 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2;
+# 4 multi-vector steps of 4 triplets (the cached loss, 2 inputs at a time), a checkpoint every 2
 RESUMABLE = {
     **TINY,
     "train_embedder": {
@@ -28,11 +30,26 @@ RESUMABLE = {
         "save_steps": 3,
     },
     "train_reranker": {**TINY["train_reranker"], "max_train_queries": 8, "batch_size": 4, "save_steps": 2},
+    "train_multivector": {
+        "enabled": True,
+        "max_train_samples": 16,
+        "batch_size": 4,
+        "mini_batch_size": 2,
+        "projection_dim": 16,
+        "query_length": 16,
+        "document_length": 32,
+        "save_steps": 2,
+    },
 }
-MODEL = {"train_embedder": "models/embedder", "train_reranker": "models/reranker"}
+MODEL = {
+    "train_embedder": "models/embedder",
+    "train_reranker": "models/reranker",
+    "train_multivector": "models/multivector",
+}
 FIRST_CHECKPOINT = {
     "train_embedder": "models/checkpoints/embedder/checkpoint-3",
     "train_reranker": "models/checkpoints/reranker/checkpoint-2",
+    "train_multivector": "models/checkpoints/multivector/checkpoint-2",
 }
 
 
@@ -54,8 +71,8 @@ def resumable_repo(tmp_path_factory):
     """A tiny repo with checkpoints every 2 steps, and each training stage's uninterrupted result."""
     env = stage_environment()
     repo = make_tiny_repo(tmp_path_factory.mktemp("resume"), env, RESUMABLE)
-    run(["dvc", "repro", "train_embedder", "train_reranker"], repo, env)
-    assert not list((repo / "models/checkpoints/embedder").glob("checkpoint-*")), "a finished run keeps no checkpoint"
+    run(["dvc", "repro", *MODEL], repo, env)
+    assert not list((repo / "models/checkpoints").glob("*/checkpoint-*")), "a finished run keeps no checkpoint"
     return repo, env, {stage: finished(repo, stage) for stage in MODEL}
 
 
@@ -86,8 +103,12 @@ def kill_after_first_checkpoint(repo, env, stage, sig):
 
 @pytest.mark.parametrize(
     "stage, sig",
-    [("train_embedder", signal.SIGKILL), ("train_reranker", signal.SIGTERM)],
-    ids=["embedder-SIGKILL", "reranker-SIGTERM"],
+    [
+        ("train_embedder", signal.SIGKILL),
+        ("train_reranker", signal.SIGTERM),
+        ("train_multivector", signal.SIGKILL),
+    ],
+    ids=["embedder-SIGKILL", "reranker-SIGTERM", "multivector-SIGKILL"],
 )
 def test_killed_training_resumes_to_the_same_result(resumable_repo, stage, sig):
     repo, env, uninterrupted = resumable_repo

@@ -84,14 +84,34 @@ def pool_devices(model, setting, key: str = "encode.devices") -> list[str]:
 
 
 @contextlib.contextmanager
-def encoding_pool(model, setting, key: str = "encode.devices"):
+def bf16_autocast(model, enabled: bool):
+    """The block runs the model under torch's bf16 autocast on its device (params.yaml encode.bf16): matrix
+    products in bfloat16, the weights and the returned embeddings or scores float32. Off: unchanged."""
+    if not enabled:
+        yield
+        return
+    import torch
+
+    with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16):
+        yield
+
+
+@contextlib.contextmanager
+def encoding_pool(model, setting, key: str = "encode.devices", bf16: bool = False):
     """sentence-transformers' multi-process pool over the devices `setting` names (pass it as `pool=` to
     encode_query / encode_document), or None for one process (also for `setting` None); stopped when the block
-    ends, whatever ends it."""
+    ends, whatever ends it. `bf16` (encode.bf16): one process encodes under bf16 autocast; autocast cannot reach
+    a pool's worker processes, which encode in the model's own dtype (said when it happens)."""
     devices = pool_devices(model, setting, key)
     if not devices:
-        yield None
+        with bf16_autocast(model, bf16):
+            yield None
         return
+    if bf16:
+        print(
+            f"encode.bf16: the {len(devices)} worker processes encode in the model's own dtype (autocast stays in "
+            "this process); for bfloat16 there, load the model in it (models.model_kwargs.dtype: bfloat16)"
+        )
     with sigterm_raises():
         with cpu_threads_per_worker(devices):
             pool = model.start_multi_process_pool(devices)

@@ -23,6 +23,7 @@ def encoding_settings(params) -> dict:
         "processor_kwargs": models.processor_kwargs.model_dump(exclude_none=True),
         "max_seq_length": params.evaluate.max_seq_length,
         "batch_size": params.evaluate.batch_size,
+        "bf16": params.encode.bf16,
     }
 
 

@@ -189,6 +189,18 @@ class EvalSet:
         """{query id: the ids of its relevant pages (score > 0)}, as sentence-transformers' evaluators take it."""
         return {q: {d for d, score in docs.items() if score > 0} for q, docs in self.qrels.items()}
 
+    def evaluator_inputs(self, page_input: str) -> dict:
+        """The held-out set as sentence-transformers' retrieval evaluators (dense and multi-vector) take it:
+        queries {id: text} (those with a relevant page), corpus {id: what the model reads of the page} and
+        relevant_docs {query id: {page id}}."""
+        relevant = self.relevant()
+        queries = dict(zip(self.query_ids, self.query_texts))
+        return {
+            "queries": {q: queries[q] for q in relevant},
+            "corpus": dict(zip(self.corpus_ids, self.documents(page_input))),
+            "relevant_docs": relevant,
+        }
+
     def __str__(self) -> str:
         reasons = {
             "queries_without_qrels": "without a qrels line",

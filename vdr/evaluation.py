@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
-from vdr.devices import encoding_pool
+from vdr.devices import bf16_autocast, encoding_pool
 from vdr.retrieval import Spill, encode_documents, encode_queries, truncate
 from vdr.search import DEFAULT_MAX_MEMORY_MB, search
-from vdr.shards import atomic_path
+from vdr.shards import atomic_path, write_json
 
 RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
 
@@ -32,15 +32,19 @@ def to_run(
     }
 
 
-def rerank(cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int) -> np.ndarray:
-    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`.
+def rerank(
+    cross_encoder, queries: list[str], documents: list, candidates: np.ndarray, batch_size: int, bf16: bool = False
+) -> np.ndarray:
+    """Cross-encoder scores for every (query, candidate document) pair; same shape as `candidates`. `bf16`: scored
+    under bf16 autocast (encode.bf16).
 
     NaN or infinite scores (a reranker whose training diverged) stop here, before any run file or metric."""
     from vdr.finite import model_name, require_finite
 
     candidate_pages = {int(i): documents[int(i)] for i in np.unique(candidates)}  # each decoded once (Screenshots)
     pairs = [(query, candidate_pages[int(i)]) for query, row in zip(queries, candidates) for i in row]
-    scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    with bf16_autocast(cross_encoder, bf16):
+        scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
     hint = (
         "it was probably trained with a diverging learning rate: retrain it with a lower "
         "train_reranker.learning_rate (or, if models.model_kwargs.dtype is float16, it overflowed)"
@@ -130,6 +134,21 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
+def write_results(metrics_path: Path, runs_path: Path, metrics: dict, runs: dict, evalset) -> None:
+    """A stage's results: `metrics` with the held-out set's counts (every query not scored is counted) as JSON, and
+    one TREC run file per row in the folder `runs_path`, each written atomically."""
+    held_out = {
+        "queries": len(evalset.query_ids),
+        "pages": len(evalset.corpus_ids),
+        "queries_not_scored": evalset.skipped,
+    }
+    write_json(metrics_path, {**metrics, "held_out_set": held_out})
+    with atomic_path(runs_path) as temporary:
+        temporary.mkdir()
+        for name, run in runs.items():
+            write_trec_run(temporary / f"{name}.trec", run, name)
+
+
 def evaluate_embedder(
     model,
     evalset,
@@ -139,15 +158,17 @@ def evaluate_embedder(
     dims_key: str = "evaluate.dims",
     devices=None,
     spill: Spill | None = None,
+    bf16: bool = False,
 ):
     """Metrics at full size and at each Matryoshka dimension from ONE encoding pass, and the full-size search.
 
     `documents`: evalset.documents(page_input), what the model reads of each page. `devices`: encode.devices
-    (`auto` or a list; None: the model's own device), one pool for queries and pages (vdr/devices.py). `spill`:
+    (`auto` or a list; None: the model's own device), one pool for queries and pages (vdr/devices.py), under bf16
+    autocast when `bf16` (encode.bf16). `spill`:
     page embeddings above its memory bound stream through a memory-mapped file, and search keeps to that bound.
     Returns ({metric: value, ..., "dims": {dim: {metric: value}}}, (indices, scores) of the top RUN_DEPTH).
     """
-    with encoding_pool(model, devices) as pool:
+    with encoding_pool(model, devices, bf16=bf16) as pool:
         query_embeddings = encode_queries(model, evalset.query_texts, batch_size, pool)
         document_embeddings = encode_documents(model, documents, batch_size, pool, spill=spill)
     return evaluate_embeddings(query_embeddings, document_embeddings, evalset, dims, dims_key, spill)
@@ -198,17 +219,18 @@ def rerank_and_score(
     batch_size: int,
     name: str,
     key: str = "evaluate.top_k",
+    bf16: bool = False,
 ):
     """Rerank each query's top_k pages of `top` (an embedder's (indices, scores)) with the cross-encoder.
 
     Returns {variant: metrics} and {variant: run}: `name` is the fused order (fusion_weight), and with a
     fusion_weight below 1 also `name`_only, the reranker's order alone. Each row carries the reranking
-    cost (ms per query at top_k) and its fusion weight.
+    cost (ms per query at top_k) and its fusion weight. `bf16`: scored under bf16 autocast (encode.bf16).
     """
     indices, scores = top
     check_rerank_depth(top_k, len(evalset.corpus_ids), key)
     started = time.perf_counter()
-    rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size)
+    rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size, bf16)
     cost = {
         "top_k": top_k,
         "ms_per_query": round(1000 * (time.perf_counter() - started) / max(len(evalset.query_ids), 1), 1),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from vdr.finite import model_name, require_finite
-from vdr.lora import load_adapter
+from vdr.lora import load_adapter, transformer_folder
 from vdr.models import (
     adapter_base,
     check_model_source,
@@ -85,13 +86,14 @@ def load_multivector(
             f"{document_length} tokens would cut their image tokens; set train_multivector.document_length: null"
         )
     if (base := adapter_base(path, key)) is not None:
+        saved = saved_adapter_settings(Path(path))  # what is not given: as the adapter was trained and saved
         model = load_multivector(
             base,
             models,
-            projection_dim=projection_dim,
+            projection_dim=projection_dim or saved["projection_dim"],
             seed=seed,
-            query_length=query_length,
-            document_length=document_length,
+            query_length=query_length if query_length is not None else saved["query_length"],
+            document_length=document_length if document_length is not None else saved["document_length"],
             key=f"{key} (the base of the adapter {name})",
         )
         load_adapter(model, Path(path), key)
@@ -120,6 +122,20 @@ def load_multivector(
     if document_length is not None:
         transformer.document_length = document_length
     return model
+
+
+def saved_adapter_settings(folder: Path) -> dict:
+    """A multi-vector model saved as a LoRA adapter (lora.merge: false): the width of its trained projection and the
+    token limits it was saved with, which its base model is rebuilt with."""
+    modules = json.loads((folder / "modules.json").read_text())
+    projection = [entry["path"] for entry in modules if entry["type"].endswith("Dense")][-1]
+    width = json.loads((folder / projection / "config.json").read_text())["out_features"]
+    lengths = json.loads((transformer_folder(folder) / "sentence_bert_config.json").read_text())
+    return {
+        "projection_dim": width,
+        "query_length": lengths.get("query_length"),
+        "document_length": lengths.get("document_length"),
+    }
 
 
 def is_late_interaction(path: str) -> bool:
@@ -320,3 +336,27 @@ def page_blocks(pages: TokenIndex, num_queries: int, budget_bytes: float) -> Ite
         stop = max(stop, min(limit, fits))
         yield start, stop
         start = stop
+
+
+# 4. A model's row on a held-out set (stages/evaluate_multivector.py, vdr-eval)
+
+
+def evaluate_multivector(model, evalset, documents, batch_size: int, index_dtype: str, max_memory_mb: float):
+    """The pages encoded once into a token index, every query encoded and searched by MaxSim, the top RUN_DEPTH pages
+    of each scored with pytrec_eval. Returns (metrics with what the index costs: bytes and tokens per page, token
+    dims, ms per query of encoding the query and searching; (indices, scores) of the top RUN_DEPTH)."""
+    from vdr.evaluation import RUN_DEPTH, ir_metrics, to_run
+
+    pages = encode_pages(model, documents, batch_size, index_dtype)
+    started = time.perf_counter()
+    queries = encode_queries(model, evalset.query_texts, batch_size)
+    indices, scores = maxsim_search(queries, pages, RUN_DEPTH, max_memory_mb)
+    elapsed = time.perf_counter() - started
+    metrics = {
+        **ir_metrics(to_run(evalset.query_ids, evalset.corpus_ids, indices, scores), evalset.qrels),
+        "index_bytes_per_page": round(pages.nbytes / len(pages), 1),
+        "tokens_per_page": round(pages.tokens_per_item, 1),
+        "token_dims": int(pages.tokens.shape[1]),
+        "ms_per_query": round(1000 * elapsed / max(len(evalset.query_ids), 1), 1),
+    }
+    return metrics, (indices, scores)

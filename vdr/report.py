@@ -14,6 +14,8 @@ ROW_LABELS = {
 LATE_ROW_LABELS = {  # metrics/multivector.json (stages/evaluate_multivector.py), when late interaction is on
     "multivector_base": "base multi-vector (late interaction)",
     "multivector_finetuned": "finetuned multi-vector (late interaction)",
+    "multivector_finetuned+reranker": "finetuned multi-vector + finetuned reranker",
+    "multivector_finetuned+reranker_only": "finetuned multi-vector + finetuned reranker (reranker order only)",
 }
 
 
@@ -33,7 +35,7 @@ def results_table(metrics: dict, late: dict | None = None) -> str:
     if late:
         lines += ["", "| late interaction | index bytes/page | tokens/page x dims | ms/query (encode + MaxSim) |"]
         lines.append("|---|---|---|---|")
-        for name in (s for s in LATE_ROW_LABELS if s in late):
+        for name in (s for s in LATE_ROW_LABELS if "index_bytes_per_page" in late.get(s, {})):
             m = late[name]
             lines.append(
                 f"| {LATE_ROW_LABELS[name]} | {m['index_bytes_per_page']:.0f} | "
