@@ -98,6 +98,7 @@ def test_only_what_changed_reruns(first_run, stage_env):
         "train_embedder",
         "mine_reranker",
         "train_reranker",
+        "evaluate_multivector",  # reranks the multi-vector top-k with the new reranker; off: empty outputs in a second
         "evaluate",
         "publish",
     }
