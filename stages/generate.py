@@ -50,15 +50,16 @@ from vdr.models import load_embedder
 from vdr.params import load_params
 from vdr.retrieval import Spill, encode_documents, encode_queries
 from vdr.search import search
-from vdr.shards import atomic_path, read_table, require_columns, write_json, write_qrels, write_shards
+from vdr.shards import (
+    atomic_path,
+    read_table,
+    require_columns,
+    user_cache_dir,
+    write_json,
+    write_qrels,
+    write_shards,
+)
 from vdr.stage import PageReading, parse_args, stage_process
-
-
-def default_cache_dir() -> Path:
-    """$VDR_GENERATE_CACHE, else $XDG_CACHE_HOME/vdr/generate, else ~/.cache/vdr/generate."""
-    if os.environ.get("VDR_GENERATE_CACHE"):
-        return Path(os.environ["VDR_GENERATE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vdr" / "generate"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def main(paths: Paths) -> None:
         seed=generate.seed,
         with_text_layer=generate.with_text_layer,
     )
-    cache = ResponseCache(paths.cache or default_cache_dir())
+    cache = ResponseCache(paths.cache or user_cache_dir("generate"))
     pages = {split: as_pages(tables[split], asked[split]) for split in asked}
     uncached = [p for split in pages for p in pages[split] if cache.get(cache.key(p, settings)) is None]
     print(

@@ -28,6 +28,20 @@ def test_embedder_and_reranker_load_offline():
     assert len(scores) == 2
 
 
+def test_a_token_limit_beyond_the_models_positions_stops_at_load():
+    """MiniLM has 512 learned positions: a longer limit would fail on the first long page, deep into a stage."""
+    from vdr.multivector import load_multivector
+
+    name = load_params(REPO / "params.yaml").models.embedder
+    assert load_embedder(name, max_seq_length=512).max_seq_length == 512
+    with pytest.raises(ValueError, match="models.embedder: max_seq_length 1024 exceeds the 512 token positions"):
+        load_embedder(name, max_seq_length=1024)
+    with pytest.raises(ValueError, match="models.reranker: max_length 600 exceeds the 512 token positions"):
+        load_reranker(name, max_length=600)
+    with pytest.raises(ValueError, match="train_multivector.document_length: 2048 exceeds the 512 token positions"):
+        load_multivector(name, projection_dim=8, document_length=2048)
+
+
 def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
     """train_reranker.num_layers: the first n layers of the same checkpoint, a config that says so, a saved
     reranker that loads with n layers and scores as it did before saving."""

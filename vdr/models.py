@@ -129,6 +129,7 @@ def load_embedder(name: str, models=None, *, max_seq_length: int | None = None, 
         )
     _check(model, models, kwargs, key)
     if max_seq_length:
+        check_token_limit(model, max_seq_length, f"{key}: max_seq_length")
         model.max_seq_length = max_seq_length
     return model
 
@@ -157,6 +158,8 @@ def load_reranker(name: str, models=None, *, max_length: int | None = None, key:
     else:
         model = _mean_pooling_cross_encoder(path, max_length, model_kwargs)
     _check(model, models, kwargs, key)
+    if max_length:
+        check_token_limit(model, max_length, f"{key}: max_length")
     return model
 
 
@@ -168,6 +171,34 @@ def adapter_base(path: str, key: str) -> str | None:
     if not config.get("base_model_name_or_path"):
         raise ValueError(f"{key}: {path} holds a LoRA adapter whose adapter_config.json names no base model")
     return config["base_model_name_or_path"]
+
+
+def position_limit(model) -> int | None:
+    """The most tokens a model with a learned table of absolute positions (BERT, MiniLM, RoBERTa) can read; None for
+    one without such a table (rotary positions, as in Qwen3-VL, have no fixed length)."""
+    import torch
+
+    encoder = getattr(model[0], "auto_model", None)
+    if encoder is None:
+        return None
+    for name, module in encoder.named_modules():
+        if "vis" in name:  # a vision tower's table counts image patches, not text tokens
+            continue
+        if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+            offset = module.padding_idx + 1 if module.padding_idx is not None else 0  # RoBERTa counts from 2
+            return module.num_embeddings - offset
+    return None
+
+
+def check_token_limit(model, length: int, what: str) -> None:
+    """A token limit (`what`: the key and the setting, e.g. "models.embedder: max_seq_length") the model can read;
+    beyond its position table the first long input would fail inside the model, minutes into a stage."""
+    limit = position_limit(model)
+    if limit is not None and length > limit:
+        raise ValueError(
+            f"{what} {length} exceeds the {limit} token positions the model has (its position embeddings); "
+            f"lower the params.yaml key that sets it to at most {limit}"
+        )
 
 
 def _check(model, models, kwargs: dict, key: str) -> None:

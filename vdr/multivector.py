@@ -36,6 +36,7 @@ from vdr.models import (
     adapter_base,
     check_model_source,
     check_processor,
+    check_token_limit,
     from_hub,
     loading_kwargs,
     require_images,
@@ -118,8 +119,10 @@ def load_multivector(
         require_images(model, key)
     transformer = model[0]
     if query_length is not None:
+        check_token_limit(model, query_length, "train_multivector.query_length:")
         transformer.query_length = query_length
     if document_length is not None:
+        check_token_limit(model, document_length, "train_multivector.document_length:")
         transformer.document_length = document_length
     return model
 

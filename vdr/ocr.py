@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vdr.images import decode_image, undecodable
-from vdr.shards import atomic_path
+from vdr.shards import atomic_path, user_cache_dir
 
 LANGUAGE = "eng"
 INSTALL_HINT = (
@@ -30,13 +30,6 @@ INSTALL_HINT = (
 
 class TesseractMissingError(RuntimeError):
     pass
-
-
-def default_cache_dir() -> Path:
-    """$VDR_OCR_CACHE, else $XDG_CACHE_HOME/vdr/ocr, else ~/.cache/vdr/ocr."""
-    if os.environ.get("VDR_OCR_CACHE"):
-        return Path(os.environ["VDR_OCR_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vdr" / "ocr"
 
 
 def default_workers() -> int:
@@ -102,7 +95,7 @@ def ocr_images(
 
     `names` (e.g. "corpus.parquet, id 'p1'") only label errors; by default "image 0", "image 1", ...
     """
-    folder = Path(cache_dir or default_cache_dir()) / f"tesseract-{tesseract_version()}-{LANGUAGE}"
+    folder = Path(cache_dir or user_cache_dir("ocr")) / f"tesseract-{tesseract_version()}-{LANGUAGE}"
     keys = [hashlib.sha256(data).hexdigest() for data in images]
     path = lambda key: folder / key[:2] / f"{key}.txt"  # noqa: E731
     missing = {

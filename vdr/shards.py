@@ -21,6 +21,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def user_cache_dir(kind: str) -> Path:
+    """Where a cache of `kind` (ocr, generate) lives across runs and clones: $VDR_<KIND>_CACHE, else
+    $XDG_CACHE_HOME/vdr/<kind>, else ~/.cache/vdr/<kind>."""
+    if os.environ.get(f"VDR_{kind.upper()}_CACHE"):
+        return Path(os.environ[f"VDR_{kind.upper()}_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vdr" / kind
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path):
     """Yield a temporary sibling path; on success it replaces `final` in one rename, on error it is removed."""
