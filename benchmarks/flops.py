@@ -170,16 +170,15 @@ def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
-    from stages.train_embedder import BATCH_SAMPLERS, Paths, triplets
+    from stages.train_embedder import BATCH_SAMPLERS, Paths
     from vdr.lora import prepare
     from vdr.models import load_embedder
-    from vdr.shards import read_table
-    from vdr.training import training_arguments
+    from vdr.training import read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     prepare(model, config, params.models.embedder, "train_embedder")
-    dataset = triplets(read_table(Paths().mined / "train.parquet"), config.max_train_samples)
+    dataset = read_triplets(Paths().mined / "train.parquet", config.max_train_samples)
     inner_loss = CachedMultipleNegativesRankingLoss(
         model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
     )

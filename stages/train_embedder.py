@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Image
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
@@ -30,9 +29,8 @@ from vdr.launch import relaunch_distributed
 from vdr.lora import prepare
 from vdr.models import load_embedder
 from vdr.params import load_params
-from vdr.shards import read_table, require_columns
 from vdr.stage import parse_args, stage_process
-from vdr.training import BATCH_SAMPLERS, resumable, save, train, training_arguments, triplets
+from vdr.training import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
 
 
 @dataclass(frozen=True)
@@ -74,13 +72,7 @@ def main(paths: Paths) -> None:
     )
 
     # 2. Triplets: query, positive page, the hardest mined negative; the held-out evaluator if asked
-    table = read_table(paths.mined / "train.parquet")
-    require_columns(table, ["query", "positive", "negative_1"], paths.mined / "train.parquet")
-    dataset = triplets(table, config.max_train_samples)
-    print(
-        f"training on {len(dataset)} triplets "
-        f"({'page images' if isinstance(dataset.features['positive'], Image) else 'page texts'})"
-    )
+    dataset = read_triplets(paths.mined / "train.parquet", config.max_train_samples)
     evaluator = None
     if config.eval_steps is not None:
         evaluator = retrieval_evaluator(

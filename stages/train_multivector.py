@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vdr.evalset import EvalSet
 from vdr.params import load_params
-from vdr.shards import atomic_path, read_table, require_columns, write_json
+from vdr.shards import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
 
 
@@ -77,7 +77,6 @@ def main(paths: Paths) -> None:
         print("late interaction is off (train_multivector.enabled: false): nothing to train")
         write_off(paths)
         return
-    from datasets import Image
     from sentence_transformers import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
     from sentence_transformers.multi_vector_encoder.losses import (
         CachedMultiVectorMultipleNegativesRankingLoss,
@@ -86,7 +85,7 @@ def main(paths: Paths) -> None:
 
     from vdr.lora import prepare
     from vdr.multivector import load_multivector, projection_parameters
-    from vdr.training import BATCH_SAMPLERS, resumable, save, train, training_arguments, triplets
+    from vdr.training import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
 
     # 2. The base model as a multi-vector model with a fresh, seeded projection; LoRA adapters and a frozen vision
     #    tower when asked (vdr/lora.py); resume if a run with the same params, data and code was killed
@@ -106,13 +105,7 @@ def main(paths: Paths) -> None:
     )
 
     # 3. Triplets: query, positive page, the hardest mined negative; the held-out evaluator if asked
-    table = read_table(paths.mined / "train.parquet")
-    require_columns(table, ["query", "positive", "negative_1"], paths.mined / "train.parquet")
-    dataset = triplets(table, config.max_train_samples)
-    print(
-        f"training on {len(dataset)} triplets "
-        f"({'page images' if isinstance(dataset.features['positive'], Image) else 'page texts'})"
-    )
+    dataset = read_triplets(paths.mined / "train.parquet", config.max_train_samples)
     evaluator = None
     if config.eval_steps is not None:
         evaluator = retrieval_evaluator(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 from datasets import Dataset, Features, Image, Value
 from sentence_transformers.base.sampler import BatchSamplers
@@ -37,7 +36,7 @@ from vdr.launch import is_main_process
 from vdr.lora import Adapter, adapter_trainer, has_adapter, write_model
 from vdr.params import Training
 from vdr.provenance import LOCK_FILE, code_files
-from vdr.shards import atomic_path, is_binary
+from vdr.shards import atomic_path, is_binary, read_table, require_columns
 
 BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_sampler
     "batch_sampler": BatchSamplers.BATCH_SAMPLER,
@@ -46,14 +45,17 @@ BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_s
 }
 
 
-def triplets(table: pa.Table, limit: int | None) -> Dataset:
-    """(anchor, positive, negative) columns of mined rows (query, positive, negative_1), the first `limit` of them;
-    image-bytes columns become `datasets` Image columns, decoded per batch. What both embedder stages train on."""
+def read_triplets(path: Path, limit: int | None) -> Dataset:
+    """(anchor, positive, negative) columns of the mined rows in `path` (query, positive, negative_1; a missing one is
+    named), the first `limit` of them; image-bytes columns become `datasets` Image columns, decoded per batch. What
+    both embedder stages train on; says how many and whether pages are images or texts."""
+    table = read_table(path)
+    require_columns(table, ["query", "positive", "negative_1"], path)
     if limit is not None:
         table = table.slice(0, limit)
     page = Image() if is_binary(table.schema.field("positive").type) else Value("string")
     as_page = (lambda value: {"bytes": value, "path": None}) if isinstance(page, Image) else (lambda value: value)
-    return Dataset.from_dict(
+    dataset = Dataset.from_dict(
         {
             "anchor": table["query"].to_pylist(),
             "positive": [as_page(v) for v in table["positive"].to_pylist()],
@@ -61,6 +63,8 @@ def triplets(table: pa.Table, limit: int | None) -> Dataset:
         },
         features=Features({"anchor": Value("string"), "positive": page, "negative": page}),
     )
+    print(f"training on {len(dataset)} triplets ({'page images' if isinstance(page, Image) else 'page texts'})")
+    return dataset
 
 
 def resumable(folder: Path, live_dir: Path, params: dict, data: list[Path], script: str) -> Checkpoints:
