@@ -17,8 +17,8 @@ sentence-transformers' own `backend="onnx"` / `"openvino"` is not used: it needs
 and every release of those caps transformers below the lock's 5.24 (optimum-onnx 0.1.0: <4.58, optimum-intel
 2.2.0: <5.6, and huggingface-hub <1.22). So this script exports the model itself:
 
-    torch fp32            the baseline, exactly as the evaluate stage encodes: vdr/models.py load_embedder /
-                          load_reranker, evaluate.max_seq_length and batch_size, vdr/retrieval.py encoding
+    torch fp32            the baseline, exactly as the evaluate stage encodes: vdr/models/loading.py load_embedder /
+                          load_reranker, evaluate.max_seq_length and batch_size, vdr/retrieval/encode.py encoding
     torch bf16            the same under CPU bf16 autocast (the weights stay float32)
     onnxruntime fp32      torch.onnx.export of the model's sentence-transformers modules (Transformer, mean
                           Pooling, then Normalize, or the reranker's Dense and its sigmoid), dynamic batch and
@@ -32,7 +32,7 @@ and every release of those caps transformers below the lock's 5.24 (optimum-onnx
 Every backend but torch reads the same inputs: the model's own tokenizer (its preprocess), its prompts, and
 sentence-transformers' length-sorted batches. Exports are cached in --cache (default $XDG_CACHE_HOME/vdr/backends or
 ~/.cache/vdr/backends), in a folder named by the content hash of the model folder, so a run re-exports only a
-model that changed. NDCG@10 comes from the project's own scoring (vdr/evaluation.py, pytrec_eval) on each
+model that changed. NDCG@10 comes from the project's own scoring (vdr/evaluation/metrics.py, pytrec_eval) on each
 backend's embeddings; the reranker reorders the torch embedder's top evaluate.top_k with each backend and is
 scored as evaluate scores it (rerank_and_score: fused with the embedder's score at evaluate.fusion_weight). The
 fp32 backends must give torch's NDCG@10 within 0.001, else the script exits with status 1.
@@ -58,11 +58,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vdr.evalset import EvalSet
-from vdr.evaluation import evaluate_embeddings, rerank_and_score
-from vdr.models import load_embedder, load_reranker, resolve_model
-from vdr.params import load_params
-from vdr.retrieval import encode_documents, encode_queries
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.evaluation.dense import evaluate_embeddings
+from vdr.evaluation.rerank import rerank_and_score
+from vdr.models.loading import load_embedder, load_reranker, resolve_model
+from vdr.retrieval.encode import encode_documents, encode_queries
 
 BASELINE = "torch fp32"
 BACKENDS = {  # --backends key: (its name in the tables, the extra packages it needs, as imported)
@@ -445,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_embedder(str(folder), params.models, max_seq_length=evaluate.max_seq_length, key="--embedder")
     encoders = runners(model, folder, backends, args, threads, reranker=False)
 
-    # 4. Queries and pages encoded on each backend, interleaved, best of --repeats; NDCG@10 from vdr/evaluation.py
+    # 4. Queries and pages encoded on each backend, interleaved, best of --repeats; NDCG@10 from
+    # vdr/evaluation/metrics.py
     seconds, embeddings = {name: float("inf") for name in encoders}, {}
     for repeat in range(args.repeats):
         for name, encoder in encoders.items():

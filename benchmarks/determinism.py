@@ -37,9 +37,9 @@ def compute(pages: int, output: Path) -> None:
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from vdr.evalset import EvalSet
-    from vdr.models import load_embedder
-    from vdr.params import load_params
+    from vdr.config.params import load_params
+    from vdr.data.evalset import EvalSet
+    from vdr.models.loading import load_embedder
 
     if "VDR_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["VDR_THREADS"]))

@@ -171,9 +171,9 @@ def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
     from stages.train_embedder import BATCH_SAMPLERS, Paths
-    from vdr.lora import prepare
-    from vdr.models import load_embedder
-    from vdr.training import read_triplets, training_arguments
+    from vdr.models.loading import load_embedder
+    from vdr.training.lora import prepare
+    from vdr.training.trainer import read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
@@ -200,10 +200,10 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from transformers import set_seed
 
     from stages.train_reranker import Paths, labelled_pairs
-    from vdr.lora import prepare
-    from vdr.models import keep_first_layers, load_reranker
-    from vdr.shards import read_table
-    from vdr.training import training_arguments
+    from vdr.io.tables import read_table
+    from vdr.models.loading import keep_first_layers, load_reranker
+    from vdr.training.lora import prepare
+    from vdr.training.trainer import training_arguments
 
     config = params.train_reranker.model_copy(update={"bf16": bf16})
     set_seed(config.seed)
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--warmup, --steps and --repeats must be at least 1")
     from transformers.utils import logging as transformers_logging
 
-    from vdr.params import load_params
+    from vdr.config.params import load_params
 
     transformers_logging.set_verbosity_error()  # the stages' warnings and loading bars, once per built trainer
     transformers_logging.disable_progress_bar()

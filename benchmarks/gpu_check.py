@@ -14,7 +14,7 @@
    summary line and the projected time of the full recipe (10,000 triplets, one epoch, plus the
    evaluator runs). A step budget (--budget-s) keeps it inside the time limit.
 3. The same step with LoRA (r 16, alpha 32 on every linear layer of the language model, vision tower frozen:
-   vdr/lora.py, as `train_embedder.lora` does it): samples/s and peak memory next to full finetuning.
+   vdr/training/lora.py, as `train_embedder.lora` does it): samples/s and peak memory next to full finetuning.
 4. Encoding throughput: pages per second on each visible device, batch 1 and batch 8.
 Without a CUDA GPU it says so and exits 0. `--device cpu` runs the same code with the published architecture
 scaled down (hidden size 64, 2 layers, a 2-block vision tower; SMOKE below) and two steps of batch 4, so a bug
@@ -173,7 +173,7 @@ def attention(device: str) -> str:
 def tiny_pipeline(workdir: Path, device: str) -> float:
     """Part 1: the real stages, in order, with the tiny blog params in bf16; returns the total seconds."""
     from tests.support.tiny_vlm import build, synthetic_dataset, tiny_blog_params
-    from vdr.profiles import compose
+    from vdr.config.profiles import compose
 
     for folder in ("stages", "vdr"):
         shutil.copytree(REPO / folder, workdir / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -244,7 +244,7 @@ def throughput(
     workdir: Path, folder: Path, scale: Scale, device: str, steps: int, budget_s: float, lora: dict | None = None
 ) -> dict:
     """Parts 2 and 3: the recipe's training step on a random model of the published architecture; with `lora`, the
-    LoRA adapters of vdr/lora.py on it and the vision tower frozen, as train_embedder sets them up."""
+    LoRA adapters of vdr/training/lora.py on it and the vision tower frozen, as train_embedder sets them up."""
     from types import SimpleNamespace
 
     from datasets import Dataset, Features, Image, Value
@@ -253,8 +253,8 @@ def throughput(
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
     from transformers import TrainerCallback
 
-    from vdr.lora import adapter_trainer, prepare
-    from vdr.params import Lora
+    from vdr.config.params import Lora
+    from vdr.training.lora import adapter_trainer, prepare
 
     model = load_embedder(folder, device)
     print(

@@ -13,10 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from vdr.evalset import EvalSet
-from vdr.evaluation import evaluate_embedder, ir_metrics, to_run
-from vdr.models import load_embedder
-from vdr.search import search
+from vdr.data.evalset import EvalSet
+from vdr.evaluation.dense import evaluate_embedder
+from vdr.evaluation.metrics import ir_metrics, to_run
+from vdr.models.loading import load_embedder
+from vdr.retrieval.search import search
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Exact top-k search: the full score matrix + lexsort (vdr.retrieval.search as it was) vs vdr.search.search.
+"""Exact top-k search: the full score matrix + lexsort (as it was) vs vdr.retrieval.search.search.
 
     python benchmarks/search.py                       # 5,000 queries x 50,000 pages, top 100: old vs new
     python benchmarks/search.py --grid                # the same on a 2**-10 grid: float32 arithmetic is exact
@@ -40,7 +40,7 @@ GENERATION_CHUNK = 20_000
 
 
 def full_matrix_search(query_embeddings: np.ndarray, document_embeddings: np.ndarray, top_k: int):
-    """vdr.retrieval.search before vdr.search: the whole score matrix, every row lexsorted."""
+    """the search before vdr.retrieval.search: the whole score matrix, every row lexsorted."""
     scores = query_embeddings @ document_embeddings.T
     top_k = min(top_k, scores.shape[1])
     order = np.stack([np.lexsort((np.arange(row.size), -row))[:top_k] for row in scores])
@@ -96,7 +96,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "old":
         indices, scores = full_matrix_search(queries, pages, args.top_k)
     else:
-        from vdr.search import search
+        from vdr.retrieval.search import search
 
         indices, scores = search(queries, pages, args.top_k, max_memory_mb=args.max_memory_mb)
     seconds = time.perf_counter() - started
@@ -183,7 +183,7 @@ def main() -> None:
         ways = ["new"] if args.large else ["old", "new"]
         reports = {way: run_child(way, args, data, mmap=args.large) for way in ways}
         print(f"{'way':<28} {'wall s':>9} {'peak RSS MiB':>13} {'RSS before search':>18} {'file pages at end':>18}")
-        labels = {"old": "old: full matrix + lexsort", "new": "new: vdr.search (blocked)"}
+        labels = {"old": "old: full matrix + lexsort", "new": "new: vdr.retrieval.search (blocked)"}
         for way, report in reports.items():
             print(
                 f"{labels[way]:<28} {report['seconds']:>9.2f} {report['peak_rss_mb']:>13.0f} "

@@ -5,7 +5,7 @@
     python benchmarks/shards_vs_png.py --s3             # also to an S3 API (moto on 127.0.0.1)
 
 Renders the pages once (docstrings of fetch.packages in params.yaml, typeset and rasterised by
-vdr.pages), writes the same PNG bytes both ways, then for each layout, in a fresh git + DVC
+vdr.data.pages), writes the same PNG bytes both ways, then for each layout, in a fresh git + DVC
 repository with its own local-directory remote, times `dvc add pages` and `dvc push` as a user
 runs them (each a new `dvc` process, start-up included). Prints both totals and the ratio.
 """
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vdr.corpus import docstring_entries, stable_rank
-from vdr.pages import render_all
-from vdr.params import load_params
-from vdr.shards import write_shards
+from vdr.config.params import load_params
+from vdr.data.corpus import stable_rank
+from vdr.data.docstrings import docstring_entries
+from vdr.data.pages import render_all
+from vdr.io.tables import write_shards
 
 SCHEMA = pa.schema([("id", pa.string()), ("image", pa.binary()), ("text", pa.string())])
 

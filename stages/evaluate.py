@@ -2,15 +2,15 @@
 
     python stages/evaluate.py         (run by `dvc repro evaluate`)
 
-Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages), or
+Pages are read as models.page_input says (vdr/data/evalset.py): the text layer (OCR for image-only pages), or
 the page screenshot (then the reranker scores (query text, page image) pairs). The base embedder's
 embeddings come from the embed_base stage (data/embeddings/base), so a finetuning change never re-encodes
 them; the finetuned embedder encodes the corpus and the queries ONCE at full size, and every Matryoshka
 dimension is scored by truncating and renormalising those embeddings. The reranker reorders the finetuned
 embedder's top_k pages: `finetuned+reranker` fuses its score with the embedder's (evaluate.fusion_weight),
 `finetuned+reranker_only` is its order alone. Metrics come from pytrec_eval. Encoding runs on
-encode.devices (vdr/devices.py); page embeddings larger than search.max_memory_mb go through temporary
-memory-mapped files next to data/runs and are searched block by block within that bound (vdr/retrieval.py).
+encode.devices (vdr/retrieval/devices.py); page embeddings larger than search.max_memory_mb go through temporary
+memory-mapped files next to data/runs and are searched block by block within that bound (vdr/retrieval/encode.py).
 Writes metrics/evaluate.json (`dvc metrics show`), metrics/ndcg_by_dim.json (`dvc plots show`),
 reports/results.md (with the late-interaction rows of metrics/multivector.json when that ran) with its picture
 reports/ndcg_by_dim.svg, and TREC run files in data/runs/.
@@ -22,22 +22,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.embeddings import encoding_settings, load_embeddings
-from vdr.evalset import EvalSet
-from vdr.evaluation import (
-    check_rerank_depth,
-    evaluate_embedder,
-    evaluate_embeddings,
-    rerank_and_score,
-    to_run,
-    write_results,
-)
-from vdr.models import load_embedder, load_reranker
-from vdr.params import load_params
-from vdr.plots import ndcg_by_dimension_svg
-from vdr.report import ndcg_by_dimension, results_report
-from vdr.retrieval import Spill
-from vdr.shards import atomic_path, write_json
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.evaluation.dense import evaluate_embedder, evaluate_embeddings
+from vdr.evaluation.metrics import to_run, write_results
+from vdr.evaluation.plots import ndcg_by_dimension_svg
+from vdr.evaluation.report import ndcg_by_dimension, results_report
+from vdr.evaluation.rerank import check_rerank_depth, rerank_and_score
+from vdr.io.files import atomic_path, write_json
+from vdr.models.loading import load_embedder, load_reranker
+from vdr.retrieval.embeddings import encoding_settings, load_embeddings
+from vdr.retrieval.encode import Spill
 from vdr.stage import PageReading, parse_args, stage_process
 
 

@@ -3,13 +3,15 @@
     python stages/evaluate_multivector.py   (run by `dvc repro evaluate_multivector`)
 
 Rows: `multivector_base`, models.embedder as a multi-vector model with the fresh projection train_multivector
-starts from (same projection_dim, same seed: vdr/multivector.py), `multivector_finetuned`, models/multivector, and
+starts from (same projection_dim, same seed: vdr/models/multivector.py), `multivector_finetuned`, models/multivector,
+and
 `multivector_finetuned+reranker` (`_only`): the finetuned reranker (models/reranker) over the finetuned multi-vector
 model's top evaluate.top_k, fused at evaluate.fusion_weight and alone, exactly as evaluate reranks the dense
-embedder's. Pages are read as models.page_input says (vdr/evalset.py: the text layer, OCR for image-only pages, or
+embedder's. Pages are read as models.page_input says (vdr/data/evalset.py: the text layer, OCR for image-only pages, or
 the page screenshot). Each model encodes every page ONCE into a token index (train_multivector.index_dtype), then
 encodes the queries and ranks all pages by MaxSim within search.max_memory_mb; encoding and reranking run under bf16
-autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation.py, as for the dense rows, plus what
+autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation/metrics.py, as for the dense rows,
+plus what
 late interaction costs: the index's bytes per page (token vectors and offsets), its tokens per page, and the ms per
 query of encoding the query and searching the index (the pages were encoded beforehand). Writes
 metrics/multivector.json (`dvc metrics show`) and TREC run files in data/runs_multivector/. With late interaction
@@ -21,13 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.devices import bf16_autocast
-from vdr.evalset import EvalSet
-from vdr.evaluation import rerank_and_score, to_run, write_results
-from vdr.models import load_reranker
-from vdr.multivector import evaluate_multivector, load_multivector
-from vdr.params import load_params
-from vdr.shards import atomic_path, write_json
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.evaluation.metrics import to_run, write_results
+from vdr.evaluation.multivector import evaluate_multivector
+from vdr.evaluation.rerank import rerank_and_score
+from vdr.io.files import atomic_path, write_json
+from vdr.models.loading import load_reranker
+from vdr.models.multivector import load_multivector
+from vdr.retrieval.devices import bf16_autocast
 from vdr.stage import PageReading, parse_args, stage_process
 
 

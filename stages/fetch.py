@@ -10,7 +10,7 @@ fetch.source decides where it comes from:
   local       the same layout from a folder on disk (one folder per config)
   documents   your own PDFs and page images (fetch.path, searched recursively), with no queries: each file is
               identified by its content's hash (a duplicate counted once) and the split into train and held-out
-              is by document (vdr/documents.py); the generate stage writes their queries
+              is by document (vdr/data/documents.py); the generate stage writes their queries
 Writes data/raw/train.parquet (query + page) and data/raw/eval/ (documents, queries, qrels), or for
 documents data/raw/documents.parquet (id, name, kind, split, pages, content), plus metrics/fetch.json with
 counts and where the data came from.
@@ -26,10 +26,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vdr.corpus import dataset_rows, docstring_entries, hub_commit, package_version, stable_rank
-from vdr.documents import read_documents, scan_folder, split_documents
-from vdr.params import load_params
-from vdr.shards import atomic_path, write_json, write_qrels
+from vdr.config.params import load_params
+from vdr.data.corpus import stable_rank
+from vdr.data.datasets import dataset_rows, hub_commit
+from vdr.data.docstrings import docstring_entries, package_version
+from vdr.data.documents import read_documents, scan_folder, split_documents
+from vdr.io.beir import write_qrels
+from vdr.io.files import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
 
 

@@ -3,7 +3,7 @@ source's queries pass through unchanged.
 
     python stages/generate.py         (run by `dvc repro generate`)
 
-With fetch.source: documents (generate.backend openai or transformers, vdr/generate.py):
+With fetch.source: documents (generate.backend openai or transformers, vdr/data/querygen.py):
   1. a seeded sample of the training pages (generate.train_pages) and of the held-out pages (generate.eval_pages)
      is shown to the model, each page as its image (and its text layer with generate.with_text_layer), and asked
      for generate.queries_per_page queries; answers are cached on this machine under the hash of (page, model,
@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
-from vdr.corpus import query_on_page, stable_rank
-from vdr.devices import encoding_pool
-from vdr.evalset import read_pages
-from vdr.generate import (
+from vdr.config.params import load_params
+from vdr.data.corpus import query_on_page, stable_rank
+from vdr.data.evalset import read_pages
+from vdr.data.querygen import (
     DEFAULT_PROMPT,
     OpenAIChat,
     Page,
@@ -45,20 +45,14 @@ from vdr.generate import (
     generate_queries,
     problems,
 )
-from vdr.images import decode_image
-from vdr.models import load_embedder
-from vdr.params import load_params
-from vdr.retrieval import Spill, encode_documents, encode_queries
-from vdr.search import search
-from vdr.shards import (
-    atomic_path,
-    read_table,
-    require_columns,
-    user_cache_dir,
-    write_json,
-    write_qrels,
-    write_shards,
-)
+from vdr.io.beir import write_qrels
+from vdr.io.files import atomic_path, user_cache_dir, write_json
+from vdr.io.images import decode_image
+from vdr.io.tables import read_table, require_columns, write_shards
+from vdr.models.loading import load_embedder
+from vdr.retrieval.devices import encoding_pool
+from vdr.retrieval.encode import Spill, encode_documents, encode_queries
+from vdr.retrieval.search import search
 from vdr.stage import PageReading, parse_args, stage_process
 
 

@@ -11,11 +11,11 @@ sampling_strategy), and any candidate scoring above
 (1 - relative_margin) x the positive's score is skipped as a likely duplicate or false negative. Text
 pages go through sentence-transformers' `mine_hard_negatives`; page images (models.page_input: image)
 through the same rule on one encoding pass of the page screenshots.
-Pages are read as models.page_input says (vdr/evalset.py): the text layer (OCR for image-only pages) or
+Pages are read as models.page_input says (vdr/data/evalset.py): the text layer (OCR for image-only pages) or
 the screenshot. mine.source: given keeps the negatives the dataset carries (negative_0.. in data/pages/train).
-Encoding runs on encode.devices (vdr/devices.py). Page screenshots are decoded a chunk at a time, and
+Encoding runs on encode.devices (vdr/retrieval/devices.py). Page screenshots are decoded a chunk at a time, and
 their embeddings, when larger than search.max_memory_mb, are encoded into a temporary memory-mapped file
-next to the output and searched block by block (vdr/retrieval.py); sentence-transformers'
+next to the output and searched block by block (vdr/retrieval/encode.py); sentence-transformers'
 `mine_hard_negatives` holds the text pages' embeddings in memory.
 Writes data/mined/train.parquet: query, positive, negative_1..negative_N (page texts, or PNG bytes).
 """
@@ -28,14 +28,16 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import set_seed
 
-from vdr.devices import bf16_autocast, cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
-from vdr.evalset import read_pages
-from vdr.images import decode_image
-from vdr.models import load_embedder
-from vdr.params import load_params
-from vdr.retrieval import Spill, encode_documents, encode_queries
-from vdr.search import DEFAULT_MAX_MEMORY_MB, mine_negatives
-from vdr.shards import atomic_path, read_table, require_columns, write_json
+from vdr.config.params import load_params
+from vdr.data.evalset import read_pages
+from vdr.io.files import atomic_path, write_json
+from vdr.io.images import decode_image
+from vdr.io.tables import read_table, require_columns
+from vdr.models.loading import load_embedder
+from vdr.retrieval.devices import bf16_autocast, cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
+from vdr.retrieval.encode import Spill, encode_documents, encode_queries
+from vdr.retrieval.mining import mine_negatives
+from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB
 from vdr.stage import PageReading, parse_args, stage_process
 
 
@@ -163,7 +165,7 @@ def mine_image_negatives(
 
 def mine_hard_negatives_checked(pairs: Dataset, model, mine, devices="auto", bf16: bool = False) -> Dataset:
     """sentence-transformers' mining on text pages; with two or more devices its own pool encodes them (under
-    encode.bf16 autocast only in one process, as vdr/devices.py encoding_pool)."""
+    encode.bf16 autocast only in one process, as vdr/retrieval/devices.py encoding_pool)."""
     from sentence_transformers.util import mine_hard_negatives
 
     workers = pool_devices(model, devices)

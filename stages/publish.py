@@ -4,12 +4,12 @@ interaction is on; pushed to the Hub only when asked.
     python stages/publish.py          (run by `dvc repro publish`)
     HF_TOKEN=... dvc exp run -S publish.push=true -S publish.repo_id=ORG/NAME publish
 
-Writes models/published (the model folder plus README.md, the card from vdr/card.py, and the
+Writes models/published (the model folder plus README.md, the card from vdr/publish/card.py, and the
 NDCG@10-by-dimension picture). With train_embedder.lora (merge: false) the folder holds the LoRA adapter only,
 its adapter_config.json naming the base model by its Hub id when it has one, and the card says so. With late
 interaction on (train_multivector.enabled) it also writes models/published_multivector: models/multivector plus
-its card (vdr/card.py multivector_card: MaxSim, the results beside the dense rows, the index's cost); with it off
-that folder is empty. With publish.push: true the folders are uploaded with huggingface_hub, the multi-vector one
+its card (vdr/publish/card.py multivector_card: MaxSim, the results beside the dense rows, the index's cost); with it
+off that folder is empty. With publish.push: true the folders are uploaded with huggingface_hub, the multi-vector one
 to publish.multivector_repo_id; otherwise nothing leaves the machine (a dry run).
 """
 
@@ -21,19 +21,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.card import (
-    PICTURE,
-    changed_params,
-    git_commit,
-    model_card,
-    multivector_card,
-    pipeline_hashes,
-    set_adapter_base,
-    set_truncate_dim,
-)
-from vdr.hub import hub_model_id, hub_token, push_folder
-from vdr.params import load_params
-from vdr.shards import atomic_path
+from vdr.config.params import load_params
+from vdr.io.files import atomic_path
+from vdr.publish.card import PICTURE, model_card, multivector_card
+from vdr.publish.folder import set_adapter_base, set_truncate_dim
+from vdr.publish.hub import hub_model_id, hub_token, push_folder
+from vdr.publish.provenance import changed_params, git_commit, pipeline_hashes
 from vdr.stage import parse_args, stage_process
 
 

@@ -25,20 +25,13 @@ import pyarrow as pa
 import pyarrow.compute
 import pyarrow.parquet as pq
 
-from vdr.corpus import query_on_page
-from vdr.documents import page_rows
-from vdr.pages import bad_pages, map_pages, normalise_all, render_all
-from vdr.params import load_params
-from vdr.shards import (
-    atomic_path,
-    check_retrieval_set,
-    read_qrels,
-    read_table,
-    require_columns,
-    write_json,
-    write_qrels,
-    write_shards,
-)
+from vdr.config.params import load_params
+from vdr.data.corpus import query_on_page
+from vdr.data.documents import page_rows
+from vdr.data.pages import bad_pages, map_pages, normalise_all, render_all
+from vdr.io.beir import check_retrieval_set, read_qrels, write_qrels
+from vdr.io.files import atomic_path, write_json
+from vdr.io.tables import read_table, require_columns, write_shards
 from vdr.stage import parse_args, stage_process
 
 

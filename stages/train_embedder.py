@@ -7,12 +7,12 @@ With train_embedder.num_processes > 1 it relaunches itself under torchrun (one p
 MatryoshkaLoss over CachedMultipleNegativesRankingLoss, SentenceTransformerTrainer, training
 curves through DVCLive (dvclive/train_embedder). Pages are texts or, when the mined columns hold image
 bytes, page screenshots. With train_embedder.eval_steps set, an InformationRetrievalEvaluator on the
-held-out set (data/pages/eval, pages read as every stage reads them: vdr/evalset.py) runs before, during
+held-out set (data/pages/eval, pages read as every stage reads them: vdr/data/evalset.py) runs before, during
 and after training, as the reference recipe does. Writes the finetuned model to models/embedder. With
 train_embedder.lora set, LoRA adapters train instead of every weight and models/embedder holds the adapter only
-(lora.merge: the merged model); train_embedder.freeze_vision keeps the vision tower as it is (vdr/lora.py). With
-train_embedder.save_steps set it saves checkpoints to models/checkpoints/embedder, and a killed run
-resumes from the last one (vdr/checkpoints.py, vdr/training.py).
+(lora.merge: the merged model); train_embedder.freeze_vision keeps the vision tower as it is (vdr/training/lora.py).
+With train_embedder.save_steps set it saves checkpoints to models/checkpoints/embedder, and a killed run
+resumes from the last one (vdr/training/checkpoints.py, vdr/training/trainer.py).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
-from vdr.evalset import EvalSet
-from vdr.launch import relaunch_distributed
-from vdr.lora import prepare
-from vdr.models import load_embedder
-from vdr.params import load_params
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
-from vdr.training import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
+from vdr.training.launch import relaunch_distributed
+from vdr.training.lora import prepare
+from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,14 @@ class Paths:
 def retrieval_evaluator(
     evalset: EvalSet, page_input: str, name: str, batch_size: int
 ) -> InformationRetrievalEvaluator:
-    """The held-out set as sentence-transformers' evaluator sees it (vdr/evalset.py evaluator_inputs)."""
+    """The held-out set as sentence-transformers' evaluator sees it (vdr/data/evalset.py evaluator_inputs)."""
     return InformationRetrievalEvaluator(
         **evalset.evaluator_inputs(page_input), batch_size=batch_size, name=name, show_progress_bar=False
     )
 
 
 def main(paths: Paths) -> None:
-    # 1. Parameters and the base model, with LoRA adapters and a frozen vision tower when asked (vdr/lora.py);
+    # 1. Parameters and the base model, with LoRA adapters and a frozen vision tower when asked (vdr/training/lora.py);
     #    resume if a run with the same params, data and code was killed
     params = load_params(paths.params)
     config = params.train_embedder
@@ -89,7 +89,7 @@ def main(paths: Paths) -> None:
     )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
 
-    # 4. Training arguments: the shared ones (vdr/training.py), and the batch sampler
+    # 4. Training arguments: the shared ones (vdr/training/trainer.py), and the batch sampler
     args = training_arguments(
         SentenceTransformerTrainingArguments,
         config,

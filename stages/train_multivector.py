@@ -4,7 +4,8 @@ negative) triplets.
     python stages/train_multivector.py   (run by `dvc repro train_multivector`)
 
 models.embedder becomes a sentence-transformers MultiVectorEncoder: one vector per token, its width brought to
-train_multivector.projection_dim by a fresh linear projection drawn from train_multivector.seed (vdr/multivector.py),
+train_multivector.projection_dim by a fresh linear projection drawn from train_multivector.seed
+(vdr/models/multivector.py),
 queries and pages scored by MaxSim. CachedMultiVectorMultipleNegativesRankingLoss (train_multivector.mini_batch_size
 inputs embedded at a time; null: the plain MultiVectorMultipleNegativesRankingLoss) over in-batch and mined hard
 negatives, MultiVectorEncoderTrainer, training curves through DVCLive (dvclive/train_multivector). The fresh
@@ -12,11 +13,12 @@ projection learns at its own rate (train_multivector.projection_learning_rate, t
 learning_rate_mapping), the rest of the model at train_multivector.learning_rate; gradients are clipped at
 train_multivector.max_grad_norm. Pages are texts or, when the mined columns hold image bytes, page screenshots. With
 train_multivector.eval_steps set, a MaxSim retrieval evaluator on the held-out set (data/pages/eval, pages read as
-every stage reads them: vdr/evalset.py) runs before, during and after training. Writes the finetuned model to
+every stage reads them: vdr/data/evalset.py) runs before, during and after training. Writes the finetuned model to
 models/multivector. With train_multivector.lora set, LoRA adapters train instead of the model's weights (the
 projection still trains) and models/multivector holds the adapter and the projection (lora.merge: the merged model).
 With train_multivector.save_steps set it saves checkpoints to models/checkpoints/multivector, and a killed run
-resumes from the last one (vdr/checkpoints.py, vdr/training.py). With late interaction off (the cpu default,
+resumes from the last one (vdr/training/checkpoints.py, vdr/training/trainer.py). With late interaction off (the cpu
+default,
 train_multivector.enabled: false) the stage only writes its outputs empty, in about a second: the libraries that
 train are imported only when it is on.
 """
@@ -26,9 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.evalset import EvalSet
-from vdr.params import load_params
-from vdr.shards import atomic_path, write_json
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.io.files import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
 
 
@@ -56,7 +58,7 @@ def write_off(paths: Paths) -> None:
 
 
 def retrieval_evaluator(evalset: EvalSet, page_input: str, name: str, batch_size: int):
-    """The held-out set as sentence-transformers' MaxSim evaluator sees it (vdr/evalset.py evaluator_inputs)."""
+    """The held-out set as sentence-transformers' MaxSim evaluator sees it (vdr/data/evalset.py evaluator_inputs)."""
     from sentence_transformers.multi_vector_encoder.evaluation import MultiVectorInformationRetrievalEvaluator
 
     return MultiVectorInformationRetrievalEvaluator(
@@ -83,12 +85,12 @@ def main(paths: Paths) -> None:
         MultiVectorMultipleNegativesRankingLoss,
     )
 
-    from vdr.lora import prepare
-    from vdr.multivector import load_multivector, projection_parameters
-    from vdr.training import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
+    from vdr.models.multivector import load_multivector, projection_parameters
+    from vdr.training.lora import prepare
+    from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
 
     # 2. The base model as a multi-vector model with a fresh, seeded projection; LoRA adapters and a frozen vision
-    #    tower when asked (vdr/lora.py); resume if a run with the same params, data and code was killed
+    #    tower when asked (vdr/training/lora.py); resume if a run with the same params, data and code was killed
     model = load_multivector(
         params.models.embedder,
         params.models,
@@ -124,7 +126,7 @@ def main(paths: Paths) -> None:
     else:
         loss = MultiVectorMultipleNegativesRankingLoss(model, scale=config.scale)
 
-    # 5. Training arguments: the shared ones (vdr/training.py), the batch sampler, gradient clipping and the
+    # 5. Training arguments: the shared ones (vdr/training/trainer.py), the batch sampler, gradient clipping and the
     #    projection's own learning rate (an optimizer parameter group of its own)
     rates = {}
     if config.projection_learning_rate is not None:

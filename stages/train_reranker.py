@@ -13,8 +13,9 @@ eval_queries mined rows are held out and scored by CrossEncoderRerankingEvaluato
 Curves through DVCLive (dvclive/train_reranker). Pages are texts or, when the mined columns hold image
 bytes, page screenshots: the pairs are then (query text, page image). Writes models/reranker: with
 train_reranker.lora set, the LoRA adapter and the scoring head only (lora.merge: the merged model); see
-train_reranker.freeze_vision too (vdr/lora.py). With
-train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/checkpoints.py, vdr/training.py).
+train_reranker.freeze_vision too (vdr/training/lora.py). With
+train_reranker.save_steps set, a killed run resumes from its last checkpoint (vdr/training/checkpoints.py,
+vdr/training/trainer.py).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from sentence_transformers.cross_encoder.evaluation import CrossEncoderReranking
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers import set_seed
 
-from vdr.images import decode_image
-from vdr.launch import relaunch_distributed
-from vdr.lora import prepare
-from vdr.models import keep_first_layers, load_reranker
-from vdr.params import load_params
-from vdr.shards import is_binary, read_table, require_columns
+from vdr.config.params import load_params
+from vdr.io.images import decode_image
+from vdr.io.tables import is_binary, read_table, require_columns
+from vdr.models.loading import keep_first_layers, load_reranker
 from vdr.stage import parse_args, stage_process
-from vdr.training import resumable, save, train, training_arguments
+from vdr.training.launch import relaunch_distributed
+from vdr.training.lora import prepare
+from vdr.training.trainer import resumable, save, train, training_arguments
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
 
 
 def main(paths: Paths) -> None:
-    # 1. Parameters and the base reranker, with LoRA adapters and a frozen vision tower when asked (vdr/lora.py);
-    #    resume if a run with the same params, data and code was killed
+    # 1. Parameters and the base reranker, with LoRA adapters and a frozen vision tower when asked
+    # (vdr/training/lora.py);    resume if a run with the same params, data and code was killed
     params = load_params(paths.params)
     config = params.train_reranker
     relaunch_distributed(config, "train_reranker")
@@ -123,7 +124,8 @@ def main(paths: Paths) -> None:
         samples = reranking_samples(held_out, config.negatives_per_positive)
         evaluator = CrossEncoderRerankingEvaluator(samples, name="held_out", batch_size=config.batch_size)
 
-    # 4. Training arguments: the shared ones (vdr/training.py), gradient accumulation, and DDP without unused weights
+    # 4. Training arguments: the shared ones (vdr/training/trainer.py), gradient accumulation, and DDP without unused
+    # weights
     args = training_arguments(
         CrossEncoderTrainingArguments,
         config,

@@ -11,9 +11,9 @@ import torch
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.util import cos_sim
 
-from vdr.evaluation import ir_metrics, to_run
-from vdr.retrieval import truncate
-from vdr.search import search
+from vdr.evaluation.metrics import ir_metrics, to_run
+from vdr.retrieval.encode import truncate
+from vdr.retrieval.search import search
 
 
 class FixedEmbeddings:

@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-import vdr.pages
+import vdr.data.pages
 from tests.conftest import REPO
 from tests.support.tiny_vlm import synthetic_dataset
-from vdr.corpus import dataset_rows
-from vdr.pages import _normalise, _render, rasterise_first_page
-from vdr.params import FetchLocal
-from vdr.shards import load_beir
+from vdr.config.params import FetchLocal
+from vdr.data.datasets import dataset_rows
+from vdr.data.pages import _normalise, _render, rasterise_first_page
+from vdr.io.beir import load_beir
 
 
 def test_corrupt_image_bytes_name_the_page():
@@ -25,7 +25,7 @@ def test_corrupt_image_bytes_name_the_page():
 
 def test_a_pdf_that_will_not_open_names_the_document(monkeypatch):
     monkeypatch.setattr(
-        vdr.pages, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi)
+        vdr.data.pages, "render_document", lambda title, body, dpi: rasterise_first_page(b"%PDF-1.7 broken", dpi)
     )
     with pytest.raises(RuntimeError, match="document 'doc-3' could not be typeset or rasterised"):
         _render(("doc-3", "title", "body", 72))
@@ -130,7 +130,7 @@ def test_duplicate_query_ids_in_a_beir_set_are_named(tmp_path):
 
 def broken_for(*doc_ids):
     """render_document that fails for these documents, as a PDF that will not open does."""
-    from vdr.pages import render_document
+    from vdr.data.pages import render_document
 
     def render_document_or_fail(title, body, dpi):
         if title.split("(")[0] in doc_ids:
@@ -141,7 +141,7 @@ def broken_for(*doc_ids):
 
 
 def test_a_bad_page_stops_render_by_default_naming_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(vdr.pages, "render_document", broken_for("doc-2"))
+    monkeypatch.setattr(vdr.data.pages, "render_document", broken_for("doc-2"))
     with pytest.raises(
         RuntimeError, match=r"document 'doc-2' could not be typeset or rasterised.*render.on_bad_page: skip"
     ):
@@ -150,7 +150,7 @@ def test_a_bad_page_stops_render_by_default_naming_it(tmp_path, monkeypatch):
 
 
 def test_bad_pages_are_skipped_and_counted_when_params_allow(tmp_path, monkeypatch):
-    monkeypatch.setattr(vdr.pages, "render_document", broken_for("doc-2", "train-1"))
+    monkeypatch.setattr(vdr.data.pages, "render_document", broken_for("doc-2", "train-1"))
     metrics = render(tmp_path, raw_folder(tmp_path / "raw"), on_bad_page="skip")
     assert metrics["skipped_bad_pages"] == {"train": 1, "eval": 1, "eval_queries_without_page": 1}
     assert metrics["train_pages"] == 2 and metrics["eval_pages"] == 2 and metrics["eval_queries"] == 1

@@ -4,8 +4,8 @@ import pytest
 from datasets import Image, load_from_disk
 
 from tests.support.tiny_vlm import synthetic_dataset
-from vdr.corpus import dataset_rows
-from vdr.params import FetchLocal
+from vdr.config.params import FetchLocal
+from vdr.data.datasets import dataset_rows
 
 
 @pytest.fixture(scope="module")

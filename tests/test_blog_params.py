@@ -5,8 +5,8 @@ Each row: (key in params.yaml, the recipe's value, where the recipe states it).
 
 import pytest
 
-from vdr.params import Params
-from vdr.profiles import compose
+from vdr.config.params import Params
+from vdr.config.profiles import compose
 
 RECIPE = [
     # model

@@ -8,8 +8,8 @@ import yaml
 import stages.check
 from stages.check import PASSED, Paths, main
 from tests.conftest import REPO
-from vdr.ocr import TesseractMissingError
-from vdr.params import ParamsError
+from vdr.config.params import ParamsError
+from vdr.data.ocr import TesseractMissingError
 
 
 def params_file(tmp_path, mutate=lambda p: None):

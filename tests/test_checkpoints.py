@@ -3,7 +3,7 @@ only from a complete checkpoint."""
 
 import json
 
-from vdr.checkpoints import COMPLETE, FINGERPRINT, LIVE_COPY, Checkpoints
+from vdr.training.checkpoints import COMPLETE, FINGERPRINT, LIVE_COPY, Checkpoints
 
 
 def make_checkpoint(folder, step, complete=True):

@@ -8,8 +8,9 @@ import pytrec_eval
 
 from tests.support.evalsets import MODEL, png, vdr_eval
 from tests.support.repo import read_trec_run
-from vdr.multivector import load_multivector
-from vdr.shards import write_qrels, write_table
+from vdr.io.beir import write_qrels
+from vdr.io.tables import write_table
+from vdr.models.multivector import load_multivector
 
 PAGES = {
     "p1": "Compute the arithmetic mean of an array along an axis.",
@@ -71,8 +72,8 @@ def test_vdr_eval_scores_a_saved_multi_vector_model_by_maxsim(dataset, tmp_path)
 
     from sentence_transformers.util.similarity import maxsim
 
-    from vdr.lora import prepare, write_model
-    from vdr.params import Lora
+    from vdr.config.params import Lora
+    from vdr.training.lora import prepare, write_model
 
     model = load_multivector(MODEL, projection_dim=16, seed=7, query_length=16, document_length=8)
     model.save_pretrained(str(tmp_path / "multivector"))

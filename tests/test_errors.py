@@ -15,10 +15,11 @@ from tests.conftest import REPO, stage_environment
 from tests.support.evalsets import png, vdr_eval
 from tests.support.hub_server import HubServer
 from tests.support.repo import read_trec_run
-from vdr.evalset import EvalSet, read_pages
-from vdr.evaluation import write_trec_run
-from vdr.models import load_embedder, load_reranker
-from vdr.shards import load_beir, read_qrels, write_table
+from vdr.data.evalset import EvalSet, read_pages
+from vdr.evaluation.metrics import write_trec_run
+from vdr.io.beir import load_beir, read_qrels
+from vdr.io.tables import write_table
+from vdr.models.loading import load_embedder, load_reranker
 
 PAGES = {
     "p1": "Compute the arithmetic mean of an array along an axis.",
@@ -238,7 +239,7 @@ def test_a_missing_local_model_folder_is_named(tmp_path, loader):
 
 TOKEN = "hf_test_secret_0123456789"
 PUSH = (
-    "import sys\nfrom pathlib import Path\nfrom vdr.hub import push_folder\n"
+    "import sys\nfrom pathlib import Path\nfrom vdr.publish.hub import push_folder\n"
     "try:\n    push_folder(Path(sys.argv[1]), 'test-org/vdr-minilm', True, 'message')\n"
     "except RuntimeError as error:\n    print(error)\n    sys.exit(3)\n"
 )

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from vdr.evaluation import fuse, ir_metrics, rerank, to_run, top, write_trec_run
-from vdr.retrieval import truncate
-from vdr.search import mine_negatives, search
+from vdr.evaluation.metrics import ir_metrics, to_run, top, write_trec_run
+from vdr.evaluation.rerank import fuse, rerank
+from vdr.retrieval.encode import truncate
+from vdr.retrieval.mining import mine_negatives
+from vdr.retrieval.search import search
 
 
 def test_perfect_and_known_rankings():

@@ -1,5 +1,5 @@
 """A diverging run fails its stage: NaN or infinite losses, weights, embeddings, scores and parameters are refused
-with a message that names what is broken and the parameter to change (vdr/finite.py)."""
+with a message that names what is broken and the parameter to change (vdr/models/finite.py)."""
 
 import dataclasses
 import math
@@ -16,11 +16,11 @@ from transformers import Trainer, TrainerState
 
 from tests.conftest import REPO
 from tests.test_ddp import tiny_mined
-from vdr.evaluation import rerank
-from vdr.finite import NotFiniteError, model_name, require_finite
-from vdr.params import ParamsError, load_params
-from vdr.retrieval import encode_documents, encode_queries
-from vdr.training import StopWhenDiverged, divergence_hint, resumable, save, training_arguments
+from vdr.config.params import ParamsError, load_params
+from vdr.evaluation.rerank import rerank
+from vdr.models.finite import NotFiniteError, model_name, require_finite
+from vdr.retrieval.encode import encode_documents, encode_queries
+from vdr.training.trainer import StopWhenDiverged, divergence_hint, resumable, save, training_arguments
 
 NAN, INF = float("nan"), float("inf")
 

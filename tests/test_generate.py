@@ -1,4 +1,4 @@
-"""Generated queries (vdr/generate.py) against a loopback OpenAI-compatible server that also fails, stalls and
+"""Generated queries (vdr/data/querygen.py) against a loopback OpenAI-compatible server that also fails, stalls and
 answers badly, as real servers do."""
 
 import hashlib
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.support.openai_server import ChatServer, Reply
-from vdr.generate import (
+from vdr.data.querygen import (
     DEFAULT_PROMPT,
     OpenAIChat,
     Page,
@@ -138,7 +138,7 @@ def test_a_base_url_that_is_not_http_is_named():
 
 
 def test_filters_count_what_each_rule_drops():
-    from vdr.generate import Generated
+    from vdr.data.querygen import Generated
 
     generated = [
         Generated("a", ["a fine query about sorting", "short", "A fine  query about SORTING"]),

@@ -1,4 +1,4 @@
-"""Generated queries (vdr/generate.py) from a local transformers model: a tiny random Qwen3-VL chat model, built
+"""Generated queries (vdr/data/querygen.py) from a local transformers model: a tiny random Qwen3-VL chat model, built
 offline. Its answers are noise, so these tests check the path (batches, seeding, caching, failures), not the text."""
 
 import io
@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from tests.support.tiny_vlm import build_config, build_processor, build_tokenizer, page_image
-from vdr.generate import Generated, GenerationError, Page, ResponseCache, Settings, TransformersChat, generate_queries
+from vdr.data.querygen import (
+    Generated,
+    GenerationError,
+    Page,
+    ResponseCache,
+    Settings,
+    TransformersChat,
+    generate_queries,
+)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def test_every_part_runs_on_the_cpu(stage_env):
         assert f"  {stage} " in out, stage  # part 1: every stage of dvc.yaml
     assert "| finetuned embedder |" in out  # the tiny run's results table
     assert "2. recipe step" in out and "3. the same step with LoRA" in out and "cpu batch 8:" in out  # parts 2-4
-    assert "parameters trainable" in out and "vision tower `visual` frozen" in out  # vdr/lora.py set it up
+    assert "parameters trainable" in out and "vision tower `visual` frozen" in out  # vdr/training/lora.py set it up
     summary = out.strip().splitlines()[-1]
     assert (
         summary.startswith("gpu_check: cpu (scaled-down architecture): ")

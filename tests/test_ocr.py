@@ -1,4 +1,4 @@
-"""OCR of image-only pages: tesseract reads a page rendered by vdr/pages.py, a second read comes from the
+"""OCR of image-only pages: tesseract reads a page rendered by vdr/data/pages.py, a second read comes from the
 cache, a missing binary says how to install it, and vdr-eval scores a text model on an image-only set.
 
 Needs Debian's tesseract-ocr (`apt-get install tesseract-ocr`); CI installs it (.ci/run), so there a
@@ -21,11 +21,12 @@ import yaml
 
 from tests.conftest import REPO
 from tests.support.evalsets import MODEL, vdr_eval
-from vdr.evalset import page_texts
-from vdr.models import resolve_model
-from vdr.ocr import TesseractMissingError, ocr_images
-from vdr.pages import render_document
-from vdr.shards import write_qrels, write_table
+from vdr.data.evalset import page_texts
+from vdr.data.ocr import TesseractMissingError, ocr_images
+from vdr.data.pages import render_document
+from vdr.io.beir import write_qrels
+from vdr.io.tables import write_table
+from vdr.models.loading import resolve_model
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None and not os.environ.get("CI"),

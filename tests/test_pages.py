@@ -2,7 +2,8 @@ import io
 
 from PIL import Image
 
-from vdr.pages import normalise_image, parse_sections, render_document, table_rows, to_latin1
+from vdr.data.pages import parse_sections, render_document, table_rows, to_latin1
+from vdr.io.images import normalise_image
 
 BODY = """Longer description of the function.
 

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from vdr.params import ParamsError, load_params
+from vdr.config.params import ParamsError, load_params
 
 
 def write(tmp_path, mutate):

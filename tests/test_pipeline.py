@@ -9,10 +9,10 @@ import yaml
 
 from tests.conftest import REPO, stage_environment
 from tests.support.repo import STAGES, make_tiny_repo, ran_stages, run
-from vdr.evalset import EvalSet
-from vdr.evaluation import evaluate_embedder
-from vdr.models import load_embedder
-from vdr.params import load_params
+from vdr.config.params import load_params
+from vdr.data.evalset import EvalSet
+from vdr.evaluation.dense import evaluate_embedder
+from vdr.models.loading import load_embedder
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""vdr.plots: the NDCG@10-by-dimension SVG, and every dvc.yaml plot drawn offline into a page with no scripts."""
+"""vdr.evaluation.plots: the NDCG@10-by-dimension SVG, and every dvc.yaml plot drawn offline into a page with no
+scripts."""
 
 import json
 import re
@@ -8,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vdr import plots
+from vdr.evaluation import plots
 
 SVG = "{http://www.w3.org/2000/svg}"
 ROWS = [

@@ -8,10 +8,10 @@ from dvc.config import Config
 from dvc.utils.hydra import compose_and_dump
 
 from tests.conftest import REPO
-from vdr.params import Params
-from vdr.profiles import compose, compose_text, main
+from vdr.config.params import Params
+from vdr.config.profiles import compose, compose_text, main
 
-REGENERATE = "python -m vdr.profiles cpu --write params.yaml"
+REGENERATE = "python -m vdr.config.profiles cpu --write params.yaml"
 
 
 def test_committed_params_are_byte_for_byte_what_dvc_exp_run_writes(tmp_path):
@@ -68,7 +68,7 @@ def test_check_is_byte_exact_and_write_regenerates(tmp_path, capsys):
     # the same values with a comment: equal as YAML, but `dvc exp run` would rewrite the file
     params.write_bytes(b"# a comment\n" + committed)
     assert main(["cpu", "--check", str(params)]) == 1
-    assert f"python -m vdr.profiles cpu --write {params}" in capsys.readouterr().err
+    assert f"python -m vdr.config.profiles cpu --write {params}" in capsys.readouterr().err
     assert main(["cpu", "--write", str(params)]) == 0
     assert params.read_bytes() == committed
     assert main(["cpu", "--check", str(params)]) == 0

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from vdr.provenance import LOCK_FILE, code_files
+from vdr.deps import LOCK_FILE, code_files
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
@@ -63,6 +63,6 @@ def test_a_missing_module_is_named(tmp_path, monkeypatch):
     stage = {"cmd": "python stages/evaluate.py", "deps": ["stages/evaluate.py", LOCK_FILE]}
     monkeypatch.setitem(STAGES, "evaluate", stage)
     with pytest.raises(
-        AssertionError, match=r"stage 'evaluate' runs \[.*'vdr/evaluation.py'.*\] but does not list it"
+        AssertionError, match=r"stage 'evaluate' runs \[.*'vdr/evaluation/metrics.py'.*\] but does not list it"
     ):
         test_deps_are_exactly_the_code_the_stage_runs("evaluate")

@@ -18,7 +18,7 @@ from stages.check import PASSED
 from tests.conftest import REPO
 from tests.support.hub_server import HubServer
 from tests.support.repo import copy_project
-from vdr.models import resolve_model
+from vdr.models.loading import resolve_model
 
 TOKEN = "hf_test_" + secrets.token_hex(16)
 REPO_ID = "test-org/vdr-minilm"

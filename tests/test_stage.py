@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.repo import commit_all, run
 from vdr.stage import parse_args
-from vdr.training import resumable
+from vdr.training.trainer import resumable
 
 HOLD = "import sys, time\nfrom vdr.stage import stage_process\nwith stage_process(sys.argv[1]):\n    time.sleep(60)\n"
 

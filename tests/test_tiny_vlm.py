@@ -11,9 +11,9 @@ import yaml
 from tests.conftest import REPO
 from tests.support.repo import STAGES, commit_all, copy_project, ran_stages, run
 from tests.support.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
-from vdr.models import check_processor, load_embedder, load_reranker
-from vdr.params import Models
-from vdr.profiles import compose
+from vdr.config.params import Models
+from vdr.config.profiles import compose
+from vdr.models.loading import check_processor, load_embedder, load_reranker
 
 pytestmark = pytest.mark.tiny_vlm
 

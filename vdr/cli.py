@@ -14,7 +14,8 @@ visible CUDA device when there are two or more), and page embeddings larger than
 temporary memory-mapped file next to the output, searched block by block within that bound.
 
 A saved multi-vector (late-interaction) model, such as models/multivector (its config_sentence_transformers.json
-says MultiVectorEncoder), is scored as evaluate_multivector scores it (vdr/multivector.py): every page encoded once
+says MultiVectorEncoder), is scored as evaluate_multivector scores it (vdr/evaluation/multivector.py): every page
+encoded once
 into a token index (--index-dtype), queries ranked by MaxSim within --max-memory-mb. Its metrics add the index's
 bytes and tokens per page, its token dims and the ms per query; --dims, --devices lists and --max-seq-length are
 refused for it.
@@ -26,15 +27,19 @@ import argparse
 import math
 from pathlib import Path
 
-from vdr.devices import bf16_autocast, resolve_devices
-from vdr.evalset import EvalSet, page_input_for
-from vdr.evaluation import evaluate_embedder, rerank_and_score, to_run, write_trec_run
-from vdr.models import check_model_source, from_hub, load_embedder, load_reranker, resolve_model
-from vdr.multivector import INDEX_DTYPES, evaluate_multivector, is_late_interaction, load_multivector
-from vdr.params import check_devices
-from vdr.retrieval import Spill
-from vdr.search import DEFAULT_MAX_MEMORY_MB
-from vdr.shards import write_json
+from vdr.config.params import check_devices
+from vdr.data.evalset import EvalSet, page_input_for
+from vdr.evaluation.dense import evaluate_embedder
+from vdr.evaluation.metrics import to_run, write_trec_run
+from vdr.evaluation.multivector import evaluate_multivector
+from vdr.evaluation.rerank import rerank_and_score
+from vdr.io.files import write_json
+from vdr.models.loading import check_model_source, from_hub, load_embedder, load_reranker, resolve_model
+from vdr.models.multivector import is_late_interaction, load_multivector
+from vdr.retrieval.devices import bf16_autocast, resolve_devices
+from vdr.retrieval.encode import Spill
+from vdr.retrieval.maxsim import INDEX_DTYPES
+from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB
 from vdr.stage import one_sentence_errors
 
 
@@ -53,7 +58,7 @@ def positive_number(text: str) -> float:
 
 
 def is_multivector(name: str) -> bool:
-    """Whether --model names a saved multi-vector model (vdr/multivector.py is_late_interaction)."""
+    """Whether --model names a saved multi-vector model (vdr/models/multivector.py is_late_interaction)."""
     path = resolve_model(name, "--model")
     check_model_source(name, path, "--model")
     with from_hub(name, path, "--model"):
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             "dimensions, encodes in one process and keeps its saved token limits"
         )
 
-    # 1. Data and model; pages read as the model can read them (vdr/evalset.py)
+    # 1. Data and model; pages read as the model can read them (vdr/data/evalset.py)
     evalset = EvalSet.load(args.dataset)
     if multivector:
         model = load_multivector(args.model, key="--model")
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "model": args.model,
         "queries": len(evalset.query_ids),  # the queries scored, each in every mean
-        "skipped": evalset.skipped,  # queries of queries.parquet not scored, by reason (vdr/evalset.py)
+        "skipped": evalset.skipped,  # queries of queries.parquet not scored, by reason (vdr/data/evalset.py)
         "corpus": len(evalset.corpus_ids),
         **metrics,
     }

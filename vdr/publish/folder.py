@@ -1,0 +1,30 @@
+"""Edits of a saved model folder before it is published: its adapter's base model name, its output size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vdr.models.adapters import adapter_config, transformer_folder
+
+
+def set_adapter_base(folder: Path, base: str | None) -> None:
+    """A published LoRA adapter names its base model by its Hub id (when it has one), so that it loads anywhere;
+    params.yaml may name it as a `pkg:` or a folder only this machine has."""
+    config = adapter_config(folder)
+    if config is None or base is None:
+        return
+    config["base_model_name_or_path"] = base
+    path = transformer_folder(folder) / "adapter_config.json"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
+    """publish.truncate_dim becomes the published model's default output size
+    (sentence-transformers reads it at load)."""
+    if truncate_dim is None:
+        return
+    config_path = folder / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["truncate_dim"] = truncate_dim
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
