@@ -32,9 +32,9 @@ and every release of those caps transformers below the lock's 5.24 (optimum-onnx
 Every backend but torch reads the same inputs: the model's own tokenizer (its preprocess), its prompts, and
 sentence-transformers' length-sorted batches. Exports are cached in --cache (default $XDG_CACHE_HOME/vdr/backends or
 ~/.cache/vdr/backends), in a folder named by the content hash of the model folder, so a run re-exports only a
-model that changed. NDCG@10 comes from the project's own scoring (vdr/evaluation/metrics.py, pytrec_eval) on each
-backend's embeddings; the reranker reorders the torch embedder's top evaluate.top_k with each backend and is
-scored as evaluate scores it (rerank_and_score: fused with the embedder's score at evaluate.fusion_weight). The
+model that changed. NDCG@10 comes from the project's own evaluation driver (vdr/evaluation/driver.py, pytrec_eval)
+on each backend's embeddings; the reranker reorders the torch embedder's top evaluate.top_k with each backend and is
+scored as evaluate scores it (fused with the embedder's score at evaluate.fusion_weight). The
 fp32 backends must give torch's NDCG@10 within 0.001, else the script exits with status 1.
 
 Timings: every backend runs --repeats times, interleaved with the others (torch, onnxruntime, ..., torch, ...), and
@@ -60,10 +60,11 @@ import numpy as np
 
 from vdr.config.params import load_params
 from vdr.data.evalset import EvalSet
-from vdr.evaluation.dense import evaluate_embeddings
-from vdr.evaluation.rerank import rerank_and_score
-from vdr.models.loading import load_embedder, load_reranker, resolve_model
-from vdr.retrieval.encode import encode_documents, encode_queries
+from vdr.evaluation.driver import Evaluation
+from vdr.models.loading import load_embedder
+from vdr.models.reranker import load_reranker
+from vdr.models.sources import resolve_model
+from vdr.retrieval.dense import DenseRetriever
 
 BASELINE = "torch fp32"
 BACKENDS = {  # --backends key: (its name in the tables, the extra packages it needs, as imported)
@@ -446,20 +447,21 @@ def main(argv: list[str] | None = None) -> int:
     model = load_embedder(str(folder), params.models, max_seq_length=evaluate.max_seq_length, key="--embedder")
     encoders = runners(model, folder, backends, args, threads, reranker=False)
 
-    # 4. Queries and pages encoded on each backend, interleaved, best of --repeats; NDCG@10 from
-    # vdr/evaluation/metrics.py
+    # 4. Queries and pages encoded on each backend (in this process, float32, as a DenseRetriever outside its
+    # encoding block), interleaved, best of --repeats; NDCG@10 from the evaluation driver (vdr/evaluation/driver.py)
     seconds, embeddings = {name: float("inf") for name in encoders}, {}
     for repeat in range(args.repeats):
         for name, encoder in encoders.items():
-            queries = encode_queries(encoder, evalset.query_texts, evaluate.batch_size)
+            retriever = DenseRetriever(encoder, evaluate.batch_size)
+            queries = retriever.encode_queries(evalset.query_texts)
             started = time.perf_counter()
-            pages = encode_documents(encoder, documents, evaluate.batch_size)
+            pages = retriever.index(documents)
             seconds[name] = min(seconds[name], time.perf_counter() - started)
             embeddings[name] = (queries, pages)
             print(f"  run {repeat + 1}: {name}: {len(documents) / seconds[name]:.1f} pages/s so far", flush=True)
-    rows, tops = [], {}
+    evaluation, rows = Evaluation(evalset, documents), []
     for name, (queries, pages) in embeddings.items():
-        metrics, tops[name] = evaluate_embeddings(queries, pages, evalset, [])
+        metrics = evaluation.embeddings(name, DenseRetriever(), queries, pages, [])
         difference = float(np.abs(pages - embeddings[BASELINE][1]).max())
         rows.append(Row(name, len(documents) / seconds[name], metrics["ndcg@10"], difference))
     del encoders, embeddings
@@ -479,15 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         cost, scored = {name: float("inf") for name in rerankers}, {}
         for repeat in range(args.repeats):
             for name, reranker in rerankers.items():
-                metrics, _ = rerank_and_score(
-                    reranker,
-                    evalset,
-                    documents,
-                    tops[BASELINE],
-                    evaluate.top_k,
-                    evaluate.fusion_weight,
-                    evaluate.batch_size,
-                    "reranked",
+                metrics = evaluation.rerank(
+                    "reranked", reranker, BASELINE, evaluate.top_k, evaluate.fusion_weight, evaluate.batch_size
                 )
                 cost[name] = min(cost[name], metrics["reranked"]["ms_per_query"])
                 scored[name] = metrics

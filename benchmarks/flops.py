@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the stages' own functions (stages/ is not an installed package)
+MINED = Path("data/mined/train.parquet")  # train_embedder's triplets (the mine stage's output, dvc.yaml)
+MINED_RERANKER = Path("data/mined_reranker/train.parquet")  # train_reranker's rows (mine_reranker's output)
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 SQUARE_SIZES = (1024, 2048, 4096)
@@ -170,15 +170,14 @@ def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
-    from stages.train_embedder import BATCH_SAMPLERS, Paths
     from vdr.models.loading import load_embedder
     from vdr.training.lora import prepare
-    from vdr.training.trainer import read_triplets, training_arguments
+    from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     prepare(model, config, params.models.embedder, "train_embedder")
-    dataset = read_triplets(Paths().mined / "train.parquet", config.max_train_samples)
+    dataset = read_triplets(MINED, config.max_train_samples)
     inner_loss = CachedMultipleNegativesRankingLoss(
         model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
     )
@@ -199,10 +198,10 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import set_seed
 
-    from stages.train_reranker import Paths, labelled_pairs
     from vdr.io.tables import read_table
-    from vdr.models.loading import keep_first_layers, load_reranker
+    from vdr.models.reranker import keep_first_layers, load_reranker
     from vdr.training.lora import prepare
+    from vdr.training.pairs import labelled_pairs
     from vdr.training.trainer import training_arguments
 
     config = params.train_reranker.model_copy(update={"bf16": bf16})
@@ -210,7 +209,7 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
     keep_first_layers(model, config.num_layers)
     prepare(model, config, params.models.reranker, "train_reranker")
-    table = read_table(Paths().mined / "train.parquet")
+    table = read_table(MINED_RERANKER)
     training = table.slice(0, table.num_rows - config.eval_queries)  # the stage holds the last rows out
     if config.max_train_queries is not None:
         training = training.slice(0, config.max_train_queries)

@@ -253,7 +253,7 @@ def throughput(
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
     from transformers import TrainerCallback
 
-    from vdr.config.params import Lora
+    from vdr.config.training import Lora
     from vdr.training.lora import adapter_trainer, prepare
 
     model = load_embedder(folder, device)

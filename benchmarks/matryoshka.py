@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 from vdr.data.evalset import EvalSet
-from vdr.evaluation.dense import evaluate_embedder
-from vdr.evaluation.metrics import ir_metrics, to_run
+from vdr.evaluation.driver import Evaluation
 from vdr.models.loading import load_embedder
-from vdr.retrieval.search import search
+from vdr.retrieval.dense import DenseRetriever
 
 
 def main() -> None:
@@ -45,8 +44,9 @@ def main() -> None:
     print(f"{len(query_ids)} queries, {len(ids)} pages, {len(dims)} dimensions")
 
     # 2. One pass: encode once, truncate and renormalise per dimension
+    evaluation = Evaluation(evalset, texts)
     started = time.perf_counter()
-    one_pass, _ = evaluate_embedder(model, evalset, texts, dims, args.batch_size)
+    one_pass = evaluation.dense("one pass", DenseRetriever(model, args.batch_size), dims)
     one_pass_seconds = time.perf_counter() - started
 
     # 3. The reference way: re-encode queries and corpus with truncate_dim for every dimension
@@ -55,8 +55,7 @@ def main() -> None:
     for dim in dims:
         q = model.encode_query(query_texts, batch_size=args.batch_size, truncate_dim=dim, normalize_embeddings=True)
         d = model.encode_document(texts, batch_size=args.batch_size, truncate_dim=dim, normalize_embeddings=True)
-        indices, scores = search(q, d, 100)
-        per_dimension[dim] = ir_metrics(to_run(query_ids, ids, indices, scores), qrels)["ndcg@10"]
+        per_dimension[dim] = evaluation.score(DenseRetriever().search(q, d, 100))["ndcg@10"]
     re_encode_seconds = time.perf_counter() - started
 
     # 4. Same numbers, different cost

@@ -17,13 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.config.params import load_params
+from vdr.config.evaluation import Encode, Evaluate, Search
+from vdr.config.models import Models
+from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
 from vdr.io.files import atomic_path
 from vdr.models.loading import load_embedder
-from vdr.retrieval.devices import encoding_pool
+from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.embeddings import encoding_settings, write_embeddings
-from vdr.retrieval.encode import Spill, encode_documents, encode_queries
+from vdr.retrieval.encode import Spill
 from vdr.stage import PageReading, parse_args, stage_process
 
 
@@ -36,7 +38,7 @@ class Paths(PageReading):
 
 def main(paths: Paths) -> None:
     # 1. Parameters and the held-out set, read as the evaluate stage reads it
-    params = load_params(paths.params)
+    params = load_sections(paths.params, models=Models, evaluate=Evaluate, encode=Encode, search=Search)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
@@ -46,13 +48,14 @@ def main(paths: Paths) -> None:
     with (
         Spill(params.search.max_memory_mb) as spill,  # its bound decides; the file is corpus.npy itself
         atomic_path(paths.output) as temporary,
-        encoding_pool(model, params.encode.devices, bf16=params.encode.bf16) as pool,
     ):
         temporary.mkdir()
-        query_embeddings = encode_queries(model, evalset.query_texts, evaluate.batch_size, pool)
-        corpus_embeddings = encode_documents(
-            model, documents, evaluate.batch_size, pool, spill=spill, out=temporary / "corpus.npy"
+        retriever = DenseRetriever(
+            model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
         )
+        with retriever.encoding():
+            query_embeddings = retriever.encode_queries(evalset.query_texts)
+            corpus_embeddings = retriever.index(documents, out=temporary / "corpus.npy")
 
         # 3. The embeddings, with the ids and settings they belong to (the folder renamed into place on success)
         settings = encoding_settings(params)

@@ -22,15 +22,20 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.config.params import load_params
+from vdr.config.evaluation import Encode, Evaluate, Search
+from vdr.config.models import Models
+from vdr.config.precision import native_bf16
+from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
-from vdr.evaluation.dense import evaluate_embedder, evaluate_embeddings
-from vdr.evaluation.metrics import to_run, write_results
+from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.plots import ndcg_by_dimension_svg
 from vdr.evaluation.report import ndcg_by_dimension, results_report
-from vdr.evaluation.rerank import check_rerank_depth, rerank_and_score
+from vdr.evaluation.rerank import check_rerank_depth
+from vdr.evaluation.significance import paired_comparisons
 from vdr.io.files import atomic_path, write_json
-from vdr.models.loading import load_embedder, load_reranker
+from vdr.models.loading import load_embedder
+from vdr.models.reranker import load_reranker
+from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.embeddings import encoding_settings, load_embeddings
 from vdr.retrieval.encode import Spill
 from vdr.stage import PageReading, parse_args, stage_process
@@ -53,69 +58,64 @@ class Paths(PageReading):
 
 def main(paths: Paths) -> None:
     # 1. Parameters and the held-out set, read as the models read it
-    params = load_params(paths.params)
+    params = load_sections(paths.params, models=Models, evaluate=Evaluate, encode=Encode, search=Search)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     check_rerank_depth(evaluate.top_k, len(evalset.corpus_ids), "evaluate.top_k")  # before any encoding
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
-    # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass
-    metrics, top = {}, {}
+    # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass; both
+    #    searched within search.max_memory_mb, page embeddings above it in files of the spill (vdr/retrieval/dense.py)
+    evaluation = Evaluation(evalset, documents)
     with Spill(params.search.max_memory_mb, paths.runs.parent) as spill:
         base = load_embeddings(
             paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base"
         )
-        metrics["base"], top["base"] = evaluate_embeddings(*base, evalset, evaluate.dims, spill=spill)
+        evaluation.embeddings("base", DenseRetriever(spill=spill), *base, evaluate.dims)
         model = load_embedder(
             str(paths.embedder),
             params.models,
             max_seq_length=evaluate.max_seq_length,
             key="models/embedder (finetuned)",
         )
-        metrics["finetuned"], top["finetuned"] = evaluate_embedder(
-            model,
-            evalset,
-            documents,
-            evaluate.dims,
-            evaluate.batch_size,
-            devices=params.encode.devices,
-            spill=spill,
-            bf16=params.encode.bf16,
+        retriever = DenseRetriever(
+            model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
         )
+        evaluation.dense("finetuned", retriever, evaluate.dims)
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     rerankers = {"finetuned+reranker": str(paths.reranker)}
     if evaluate.base_reranker:
         rerankers["finetuned+base_reranker"] = params.models.reranker
-    runs = {name: to_run(evalset.query_ids, evalset.corpus_ids, *top[name]) for name in top}
     for name, reranker in rerankers.items():
         cross_encoder = load_reranker(reranker, params.models)
-        scored, reranked_runs = rerank_and_score(
+        evaluation.rerank(
+            name,
             cross_encoder,
-            evalset,
-            documents,
-            top["finetuned"],
+            "finetuned",
             evaluate.top_k,
             evaluate.fusion_weight,
             evaluate.batch_size,
-            name,
             bf16=params.encode.bf16,
         )
-        metrics.update(scored)
-        runs.update(reranked_runs)
+    metrics = evaluation.rows
     for name, row in metrics.items():
         cost = f" ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})" if "ms_per_query" in row else ""
         print(f"{name}: ndcg@10 {row['ndcg@10']:.4f}{cost}")
 
     # 4. Metrics, run files, plots, report with its picture
-    write_results(paths.metrics, paths.runs, metrics, runs, evalset)
+    precision = {"encode_bf16": params.encode.bf16, "native_bf16": native_bf16()}  # encode.bf16 as resolved
+    comparisons = paired_comparisons(evaluation.runs, evalset.qrels)  # each row against its reference
+    evaluation.write(paths.metrics, paths.runs, {"comparisons": comparisons, "precision": precision})
     plot_rows = ndcg_by_dimension(metrics)
     write_json(paths.plots, plot_rows)
     with atomic_path(paths.picture) as temporary:
         temporary.write_text(ndcg_by_dimension_svg(plot_rows))
     with atomic_path(paths.report) as temporary:
         late = json.loads(paths.late_metrics.read_text()) if paths.late_metrics.exists() else {}
-        temporary.write_text(results_report(metrics, evalset, evaluate, picture=paths.picture.name, late=late))
+        results = {**metrics, "held_out_set": {"queries": len(evalset.query_ids)}, "comparisons": comparisons}
+        report = results_report({**results, "precision": precision}, evalset, evaluate, paths.picture.name, late)
+        temporary.write_text(report)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ model's top evaluate.top_k, fused at evaluate.fusion_weight and alone, exactly a
 embedder's. Pages are read as models.page_input says (vdr/data/evalset.py: the text layer, OCR for image-only pages, or
 the page screenshot). Each model encodes every page ONCE into a token index (train_multivector.index_dtype), then
 encodes the queries and ranks all pages by MaxSim within search.max_memory_mb; encoding and reranking run under bf16
-autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation/metrics.py, as for the dense rows,
+autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation/driver.py, as for the dense rows,
 plus what
 late interaction costs: the index's bytes per page (token vectors and offsets), its tokens per page, and the ms per
 query of encoding the query and searching the index (the pages were encoded beforehand). Writes
@@ -23,15 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.config.params import load_params
+from vdr.config.evaluation import Encode, Evaluate, Search
+from vdr.config.models import Models
+from vdr.config.section import load_sections
+from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
-from vdr.evaluation.metrics import to_run, write_results
-from vdr.evaluation.multivector import evaluate_multivector
-from vdr.evaluation.rerank import rerank_and_score
+from vdr.evaluation.driver import Evaluation
 from vdr.io.files import atomic_path, write_json
-from vdr.models.loading import load_reranker
 from vdr.models.multivector import load_multivector
-from vdr.retrieval.devices import bf16_autocast
+from vdr.models.reranker import load_reranker
+from vdr.retrieval.multivector import MultiVectorRetriever
 from vdr.stage import PageReading, parse_args, stage_process
 
 
@@ -47,7 +48,14 @@ class Paths(PageReading):
 
 def main(paths: Paths) -> None:
     # 1. Parameters and the held-out set, read as the models read it
-    params = load_params(paths.params)
+    params = load_sections(
+        paths.params,
+        models=Models,
+        train_multivector=TrainMultivector | None,
+        evaluate=Evaluate,
+        encode=Encode,
+        search=Search,
+    )
     config = params.late_interaction
     if config is None:  # off in this run: empty outputs, so the report has no late-interaction rows
         print("late interaction is off (train_multivector.enabled: false): nothing to evaluate")
@@ -64,45 +72,43 @@ def main(paths: Paths) -> None:
         "multivector_base": (params.models.embedder, "models.embedder (as a multi-vector model)"),
         "multivector_finetuned": (str(paths.model), "models/multivector (finetuned)"),
     }
-    metrics, top = {}, {}
+    evaluation = Evaluation(evalset, documents)
     for name, (source, key) in models.items():
         model = load_multivector(
             source, params.models, projection_dim=config.projection_dim, seed=config.seed, key=key, **lengths
         )
-        with bf16_autocast(model, params.encode.bf16):
-            metrics[name], top[name] = evaluate_multivector(
-                model, evalset, documents, config.encode_batch_size, config.index_dtype, params.search.max_memory_mb
-            )
-        row = metrics[name]
+        retriever = MultiVectorRetriever(
+            model,
+            config.encode_batch_size,
+            index_dtype=config.index_dtype,
+            max_memory_mb=params.search.max_memory_mb,
+            bf16=params.encode.bf16,
+        )
+        row = evaluation.late(name, retriever)
         print(
             f"{name}: ndcg@10 {row['ndcg@10']:.4f}, {row['index_bytes_per_page']:.0f} index bytes/page "
             f"({row['tokens_per_page']:.0f} tokens x {row['token_dims']} dims, {config.index_dtype}), "
             f"{row['ms_per_query']:.1f} ms/query"
         )
-        del model
+        del model, retriever
 
     # 3. The finetuned reranker over the finetuned multi-vector model's top evaluate.top_k, as evaluate reranks the
     #    dense embedder's: fused at evaluate.fusion_weight, and its order alone
-    runs = {name: to_run(evalset.query_ids, evalset.corpus_ids, *top[name]) for name in top}
     evaluate = params.evaluate
-    scored, reranked_runs = rerank_and_score(
+    scored = evaluation.rerank(
+        "multivector_finetuned+reranker",
         load_reranker(str(paths.reranker), params.models),
-        evalset,
-        documents,
-        top["multivector_finetuned"],
+        "multivector_finetuned",
         evaluate.top_k,
         evaluate.fusion_weight,
         evaluate.batch_size,
-        "multivector_finetuned+reranker",
         bf16=params.encode.bf16,
     )
-    metrics.update(scored)
-    runs.update(reranked_runs)
     for name, row in scored.items():
         print(f"{name}: ndcg@10 {row['ndcg@10']:.4f} ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})")
 
     # 4. Metrics and run files
-    write_results(paths.metrics, paths.runs, metrics, runs, evalset)
+    evaluation.write(paths.metrics, paths.runs)
 
 
 if __name__ == "__main__":

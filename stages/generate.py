@@ -31,9 +31,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
-from vdr.config.params import load_params
+from vdr.config.evaluation import Encode, Search
+from vdr.config.generate import Generate
+from vdr.config.mining import Mine
+from vdr.config.models import Models
+from vdr.config.render import Render
+from vdr.config.section import load_sections
 from vdr.data.corpus import query_on_page, stable_rank
-from vdr.data.evalset import read_pages
 from vdr.data.querygen import (
     DEFAULT_PROMPT,
     OpenAIChat,
@@ -45,14 +49,14 @@ from vdr.data.querygen import (
     generate_queries,
     problems,
 )
-from vdr.io.beir import write_qrels
+from vdr.data.reading import read_pages
 from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
+from vdr.io.qrels import write_qrels
 from vdr.io.tables import read_table, require_columns, write_shards
 from vdr.models.loading import load_embedder
-from vdr.retrieval.devices import encoding_pool
-from vdr.retrieval.encode import Spill, encode_documents, encode_queries
-from vdr.retrieval.search import search
+from vdr.retrieval.dense import DenseRetriever
+from vdr.retrieval.encode import Spill
 from vdr.stage import PageReading, parse_args, stage_process
 
 
@@ -80,7 +84,9 @@ TRAIN_SCHEMA = pa.schema(
 
 
 def main(paths: Paths) -> None:
-    params = load_params(paths.params)
+    params = load_sections(
+        paths.params, generate=Generate, render=Render, models=Models, mine=Mine, encode=Encode, search=Search
+    )
     generate = params.generate
     if generate.backend == "none":  # the source's own queries
         pass_through(paths.rendered, paths.output)
@@ -224,10 +230,13 @@ def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Pat
     read = decode_image if params.models.page_input == "image" else None
     row_of = {page_id: row for row, page_id in enumerate(pages["id"].to_pylist())}
     with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
-        with encoding_pool(model, params.encode.devices, bf16=params.encode.bf16) as pool:
-            query_embeddings = encode_queries(model, [query for _, query in pairs], params.mine.batch_size, pool)
-            page_embeddings = encode_documents(model, documents, params.mine.batch_size, pool, spill=spill, read=read)
-        ranked, _ = search(query_embeddings, page_embeddings, top_k, params.search.max_memory_mb)
+        retriever = DenseRetriever(
+            model, params.mine.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
+        )
+        with retriever.encoding():
+            query_embeddings = retriever.encode_queries([query for _, query in pairs])
+            page_embeddings = retriever.index(documents, read=read)
+        ranked, _ = retriever.search(query_embeddings, page_embeddings, top_k)  # within search.max_memory_mb
     return [pair for pair, top in zip(pairs, ranked) if row_of[pair[0]] in set(top.tolist())]
 
 

@@ -28,17 +28,23 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import set_seed
 
-from vdr.config.params import load_params
-from vdr.data.evalset import read_pages
+from vdr.config.evaluation import Encode, Search
+from vdr.config.mining import Mine, MineReranker
+from vdr.config.models import Models
+from vdr.config.section import load_sections
+from vdr.data.reading import read_pages
 from vdr.io.files import atomic_path, write_json
 from vdr.io.images import decode_image
 from vdr.io.tables import read_table, require_columns
 from vdr.models.loading import load_embedder
-from vdr.retrieval.devices import bf16_autocast, cpu_threads_per_worker, encoding_pool, pool_devices, sigterm_raises
-from vdr.retrieval.encode import Spill, encode_documents, encode_queries
+from vdr.retrieval.dense import DenseRetriever
+from vdr.retrieval.devices import bf16_autocast, cpu_threads_per_worker, pool_devices
+from vdr.retrieval.encode import Spill
 from vdr.retrieval.mining import mine_negatives
-from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB
+from vdr.retrieval.pool import sigterm_raises
 from vdr.stage import PageReading, parse_args, stage_process
+
+SECTIONS = {"mine": Mine, "mine_reranker": MineReranker}  # --section: the params.yaml section it mines with
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ class Paths(PageReading):
 
 def main(paths: Paths) -> None:
     # 1. Parameters (the `mine` or `mine_reranker` section) and the training pages, as the models read them
-    params = load_params(paths.params)
+    params = load_sections(
+        paths.params, models=Models, encode=Encode, search=Search, **{paths.section: SECTIONS[paths.section]}
+    )
     section = paths.section
     mine = getattr(params, section)
     embedder = str(paths.finetuned) if getattr(mine, "embedder", "base") == "finetuned" else params.models.embedder
@@ -136,9 +144,10 @@ def mine_image_negatives(
     corpus = {page_id: index for index, page_id in enumerate(dict.fromkeys(page_ids))}
     first_row = {page_id: row for row, page_id in reversed(list(enumerate(page_ids)))}
     unique_pages = [pages[first_row[page_id]] for page_id in corpus]
-    with encoding_pool(model, devices, bf16=bf16) as pool:
-        query_embeddings = encode_queries(model, queries, mine.batch_size, pool)
-        page_embeddings = encode_documents(model, unique_pages, mine.batch_size, pool, spill=spill, read=decode_image)
+    retriever = DenseRetriever(model, mine.batch_size, devices=devices, bf16=bf16, spill=spill)
+    with retriever.encoding():
+        query_embeddings = retriever.encode_queries(queries)
+        page_embeddings = retriever.index(unique_pages, read=decode_image)
     chosen = mine_negatives(
         query_embeddings,
         page_embeddings,
@@ -149,7 +158,7 @@ def mine_image_negatives(
         mine.relative_margin,
         mine.sampling_strategy,
         mine.seed,
-        max_memory_mb=spill.max_memory_mb if spill is not None else DEFAULT_MAX_MEMORY_MB,
+        max_memory_mb=retriever.max_memory_mb,
     )
     kept = [i for i, negatives in enumerate(chosen) if negatives is not None]
     if not kept:

@@ -21,7 +21,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.config.params import load_params
+from vdr.config.fetch import Fetch
+from vdr.config.mining import Mine
+from vdr.config.models import Models
+from vdr.config.publish import Publish
+from vdr.config.section import load_sections
+from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 from vdr.io.files import atomic_path
 from vdr.publish.card import PICTURE, model_card, multivector_card
 from vdr.publish.folder import set_adapter_base, set_truncate_dim
@@ -51,7 +56,16 @@ def require_saved_model(folder: Path, stage: str) -> None:
 
 def main(paths: Paths) -> None:
     # 1. Parameters; fail before doing anything if a push cannot happen
-    params = load_params(paths.params)
+    params = load_sections(
+        paths.params,
+        models=Models,
+        publish=Publish,
+        fetch=Fetch,
+        mine=Mine,
+        train_embedder=TrainEmbedder,
+        train_reranker=TrainReranker,
+        train_multivector=TrainMultivector | None,
+    )
     publish = params.publish
     late = params.late_interaction
     if publish.push:

@@ -1,5 +1,6 @@
 """render: typeset every document to an A4 PDF and rasterise its first page with pypdfium2, or, when
-the documents arrive as screenshots (an `image` column), normalise them: RGB, at most render.max_pixels;
+the documents arrive as screenshots (the layout fetch declared in data/raw/layout.json), normalise them: RGB, at most
+render.max_pixels;
 your own documents (fetch.source: documents): every page of every PDF rasterised at render.dpi with its text
 layer, PNG/JPEG pages normalised.
 
@@ -25,12 +26,15 @@ import pyarrow as pa
 import pyarrow.compute
 import pyarrow.parquet as pq
 
-from vdr.config.params import load_params
+from vdr.config.render import Render
+from vdr.config.section import load_sections
 from vdr.data.corpus import query_on_page
 from vdr.data.documents import page_rows
+from vdr.data.layout import read_layout
 from vdr.data.pages import bad_pages, map_pages, normalise_all, render_all
-from vdr.io.beir import check_retrieval_set, read_qrels, write_qrels
+from vdr.io.beir import check_retrieval_set
 from vdr.io.files import atomic_path, write_json
+from vdr.io.qrels import read_qrels, write_qrels
 from vdr.io.tables import read_table, require_columns, write_shards
 from vdr.stage import parse_args, stage_process
 
@@ -51,16 +55,17 @@ DOCUMENT_PAGE_SCHEMA = pa.schema([("document", pa.string()), ("page", pa.int32()
 
 def main(paths: Paths) -> None:
     # 1. Parameters and inputs
-    params = load_params(paths.params).render
+    params = load_sections(paths.params, render=Render).render
     raw = paths.raw
-    if (raw / "documents.parquet").exists():  # your own documents: pages only, the generate stage adds queries
+    layout = read_layout(raw)  # what fetch declared it wrote (vdr/data/layout.py)
+    if layout == "documents":  # your own documents: pages only, the generate stage adds queries
         render_documents(params, raw / "documents.parquet", paths.output, paths.metrics)
         return
     train = read_table(raw / "train.parquet")
     documents = read_table(raw / "eval" / "documents.parquet")
     queries = read_table(raw / "eval" / "queries.parquet")
     qrels = read_qrels(raw / "eval" / "qrels.tsv")
-    screenshots = "image" in documents.column_names
+    screenshots = layout == "screenshots"
     negative_columns = [c for c in train.column_names if c.startswith("negative_")]
     require_columns(queries, ["id", "text"], raw / "eval" / "queries.parquet")
     require_columns(documents, ["id"], raw / "eval" / "documents.parquet")

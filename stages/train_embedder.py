@@ -24,7 +24,9 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
 
-from vdr.config.params import load_params
+from vdr.config.models import Models
+from vdr.config.section import load_sections
+from vdr.config.training import TrainEmbedder
 from vdr.data.evalset import EvalSet
 from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
@@ -55,7 +57,7 @@ def retrieval_evaluator(
 def main(paths: Paths) -> None:
     # 1. Parameters and the base model, with LoRA adapters and a frozen vision tower when asked (vdr/training/lora.py);
     #    resume if a run with the same params, data and code was killed
-    params = load_params(paths.params)
+    params = load_sections(paths.params, models=Models, train_embedder=TrainEmbedder)
     config = params.train_embedder
     relaunch_distributed(config, "train_embedder")
     model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)

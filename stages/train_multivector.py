@@ -28,7 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdr.config.params import load_params
+from vdr.config.models import Models
+from vdr.config.section import load_sections
+from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
 from vdr.io.files import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
@@ -73,7 +75,7 @@ def retrieval_evaluator(evalset: EvalSet, page_input: str, name: str, batch_size
 def main(paths: Paths) -> None:
     # 1. Parameters: with late interaction off, empty outputs and nothing else (the training libraries take seconds
     #    to import, so they are imported below, only when it is on)
-    params = load_params(paths.params)
+    params = load_sections(paths.params, models=Models, train_multivector=TrainMultivector | None)
     config = params.late_interaction
     if config is None:
         print("late interaction is off (train_multivector.enabled: false): nothing to train")

@@ -24,19 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from datasets import Dataset, Features, Image, Value
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
 from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 from transformers import set_seed
 
-from vdr.config.params import load_params
+from vdr.config.models import Models
+from vdr.config.section import load_sections
+from vdr.config.training import TrainReranker
 from vdr.io.images import decode_image
 from vdr.io.tables import is_binary, read_table, require_columns
-from vdr.models.loading import keep_first_layers, load_reranker
+from vdr.models.reranker import keep_first_layers, load_reranker
 from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
 from vdr.training.lora import prepare
+from vdr.training.pairs import labelled_pairs
 from vdr.training.trainer import resumable, save, train, training_arguments
 
 
@@ -47,22 +49,6 @@ class Paths:
     output: Path = Path("models/reranker")
     checkpoints: Path = Path("models/checkpoints/reranker")
     live: Path = Path("dvclive/train_reranker")
-
-
-def labelled_pairs(table, negatives_per_positive: int) -> Dataset:
-    """(query, positive, 1) and (query, negative_j, 0) for j = 1..negatives_per_positive."""
-    negative_columns = [f"negative_{j}" for j in range(1, negatives_per_positive + 1)]
-    images = is_binary(table.schema.field("positive").type)
-    as_page = (lambda value: {"bytes": value, "path": None}) if images else (lambda value: value)
-    queries, pages, labels = [], [], []
-    for row in table.to_pylist():
-        queries.append(row["query"]), pages.append(as_page(row["positive"])), labels.append(1.0)
-        for column in negative_columns:
-            queries.append(row["query"]), pages.append(as_page(row[column])), labels.append(0.0)
-    features = Features(
-        {"query": Value("string"), "page": Image() if images else Value("string"), "label": Value("float32")}
-    )
-    return Dataset.from_dict({"query": queries, "page": pages, "label": labels}, features=features)
 
 
 def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
@@ -82,7 +68,7 @@ def reranking_samples(table, negatives_per_positive: int) -> list[dict]:
 def main(paths: Paths) -> None:
     # 1. Parameters and the base reranker, with LoRA adapters and a frozen vision tower when asked
     # (vdr/training/lora.py);    resume if a run with the same params, data and code was killed
-    params = load_params(paths.params)
+    params = load_sections(paths.params, models=Models, train_reranker=TrainReranker)
     config = params.train_reranker
     relaunch_distributed(config, "train_reranker")
     mined = paths.mined / "train.parquet"

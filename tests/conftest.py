@@ -1,24 +1,29 @@
-import os
-import sys
-from pathlib import Path
+"""Fixtures every test module can ask for; helpers to import live in tests/support."""
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def stage_environment() -> dict:
-    """Environment for running stages and dvc as subprocesses with this interpreter's tools first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["HF_HUB_OFFLINE"] = "1"
-    env.pop("HF_TOKEN", None)
-    return env
+from tests.support.repo import REPO as REPO
+from tests.support.repo import make_tiny_repo, run, stage_environment
+from tests.support.tiny_vlm import build
+from tests.support.training import EMBEDDER, run_training_stage
 
 
 @pytest.fixture
 def stage_env():
     return stage_environment()
+
+
+@pytest.fixture(scope="session")
+def tiny_vlms(tmp_path_factory):
+    """A tiny random Qwen3-VL embedder and reranker (tests/support/tiny_vlm.py), built once: tests only read them."""
+    return build(tmp_path_factory.mktemp("tiny_vlm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tiny_vlms) -> str:
+    """The random Qwen3VLForConditionalGeneration with its processor that the tiny reranker is built on, as on the
+    Hub: a chat model for generating queries."""
+    return str(tiny_vlms[1].parent / "backbone-lm")
 
 
 @pytest.fixture
@@ -57,3 +62,22 @@ def fake_package(tmp_path, monkeypatch):
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     return "toypkg"
+
+
+# Built once per session and shared, because each costs minutes on 2 cores. Tests only read them; a test that changes
+# one works on a copy (tests/support/repo.py copy_repo).
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> tuple:
+    """The tiny repository (tests/support/repo.py TINY) after one `dvc repro` of the whole pipeline, and its output."""
+    env = stage_environment()
+    repo = make_tiny_repo(tmp_path_factory.mktemp("tiny_pipeline"), env)
+    return repo, run(["dvc", "repro"], repo, env)
+
+
+@pytest.fixture(scope="session")
+def embedder_on_two_processes(tmp_path_factory) -> tuple:
+    """The folder where train_embedder trained on 2 CPU processes under torchrun, and the stage's output."""
+    folder = tmp_path_factory.mktemp("embedder_on_two_processes")
+    return folder, run_training_stage(folder, "train_embedder", EMBEDDER | {"num_processes": 2})

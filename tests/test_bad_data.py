@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 import vdr.data.pages
-from tests.conftest import REPO
+from tests.support.repo import REPO
 from tests.support.tiny_vlm import synthetic_dataset
-from vdr.config.params import FetchLocal
+from vdr.config.fetch import FetchLocal
 from vdr.data.datasets import dataset_rows
+from vdr.data.layout import write_layout
 from vdr.data.pages import _normalise, _render, rasterise_first_page
 from vdr.io.beir import load_beir
 
@@ -68,6 +69,7 @@ def raw_folder(
         root / "eval" / "queries.parquet",
     )
     (root / "eval" / "qrels.tsv").write_text(qrels)
+    write_layout(root, "docstrings", "typeset")
     return root
 
 

@@ -4,7 +4,7 @@ import pytest
 from datasets import Image, load_from_disk
 
 from tests.support.tiny_vlm import synthetic_dataset
-from vdr.config.params import FetchLocal
+from vdr.config.fetch import FetchLocal
 from vdr.data.datasets import dataset_rows
 
 

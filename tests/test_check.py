@@ -7,8 +7,8 @@ import yaml
 
 import stages.check
 from stages.check import PASSED, Paths, main
-from tests.conftest import REPO
-from vdr.config.params import ParamsError
+from tests.support.repo import REPO
+from vdr.config.section import ParamsError
 from vdr.data.ocr import TesseractMissingError
 
 

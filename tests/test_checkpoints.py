@@ -64,7 +64,8 @@ def test_checkpoints_of_another_run_are_discarded(tmp_path, capsys):
     )
 
 
-def test_the_dvclive_history_is_restored_from_the_checkpoint(tmp_path):
+def test_the_dvclive_history_is_restored_from_the_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # DVCLive opens the DVC repository around the working directory: not this project's
     start(tmp_path)
     saved = make_checkpoint(tmp_path / "checkpoints", 2) / LIVE_COPY
     (saved / "plots" / "metrics").mkdir(parents=True)

@@ -2,14 +2,12 @@
 for a dense model and for a saved multi-vector (late-interaction) model."""
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import pytrec_eval
 
-from tests.support.evalsets import MODEL, png, vdr_eval
+from tests.support.evalsets import MODEL, beir_set, vdr_eval
+from tests.support.images import png
 from tests.support.repo import read_trec_run
-from vdr.io.beir import write_qrels
-from vdr.io.tables import write_table
 from vdr.models.multivector import load_multivector
 
 PAGES = {
@@ -23,25 +21,14 @@ PAGES = {
 
 @pytest.fixture
 def dataset(tmp_path):
-    directory = tmp_path / "set"
-    directory.mkdir()
     ids = list(PAGES)
-    write_table(
-        directory / "corpus.parquet",
-        pa.table(
-            {"id": ids, "text": [PAGES[i] for i in ids], "image": [png((i * 40, 0, 0)) for i in range(len(ids))]}
-        ),
-    )
-    write_table(
-        directory / "queries.parquet",
-        pa.table({"id": ["q1", "q2", "q3"], "text": ["average of numbers", "load a csv file", "plot a histogram"]}),
-    )
-    write_qrels(directory / "qrels.tsv", {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}})
-    return directory
+    corpus = {"id": ids, "text": [PAGES[i] for i in ids], "image": [png((i * 40, 0, 0)) for i in range(len(ids))]}
+    queries = {"id": ["q1", "q2", "q3"], "text": ["average of numbers", "load a csv file", "plot a histogram"]}
+    return beir_set(tmp_path / "set", corpus, queries, {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}})
 
 
 def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
-    metrics = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64")
+    metrics = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--dims", "384,64")["retrieve"]
     run = read_trec_run(tmp_path / "run.trec")
     assert {line.split()[5] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"retrieve"}
     qrels = {"q1": {"p1": 2, "p5": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
@@ -55,11 +42,15 @@ def test_vdr_eval_matches_pytrec_eval_on_its_run_file(dataset, tmp_path):
 
 
 def test_vdr_eval_with_a_reranker_keeps_every_query(dataset, tmp_path):
-    metrics = vdr_eval(
-        dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--reranker", MODEL, "--top-k", "3"
-    )
-    assert set(metrics["reranked"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k"}
+    reranker = ("--reranker", MODEL, "--top-k", "3", "--fusion-weight", "0.5")
+    metrics = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), *reranker)
+    # rows, then the counts, as in metrics/evaluate.json: the fused order, and the reranker's alone below weight 1
+    assert list(metrics) == ["retrieve", "rerank", "rerank_only", "held_out_set"]
+    assert set(metrics["rerank"]) >= {"ndcg@10", "mrr@10", "ms_per_query", "top_k", "fusion_weight", "reranker"}
+    assert metrics["retrieve"]["model"] == MODEL and metrics["rerank"]["reranker"] == MODEL
+    assert (metrics["rerank"]["fusion_weight"], metrics["rerank_only"]["fusion_weight"]) == (0.5, 1.0)
     assert set(read_trec_run(tmp_path / "run.trec")) == {"q1", "q2", "q3"}
+    assert {line.split()[5] for line in (tmp_path / "run.trec").read_text().splitlines()} == {"rerank"}
 
 
 def test_vdr_eval_rejects_bad_dims(dataset, tmp_path):
@@ -72,14 +63,13 @@ def test_vdr_eval_scores_a_saved_multi_vector_model_by_maxsim(dataset, tmp_path)
 
     from sentence_transformers.util.similarity import maxsim
 
-    from vdr.config.params import Lora
+    from vdr.config.training import Lora
     from vdr.training.lora import prepare, write_model
 
     model = load_multivector(MODEL, projection_dim=16, seed=7, query_length=16, document_length=8)
     model.save_pretrained(str(tmp_path / "multivector"))
-    metrics = vdr_eval(
-        dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), model=str(tmp_path / "multivector")
-    )
+    result = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), model=str(tmp_path / "multivector"))
+    metrics = result["retrieve"]
 
     # every page against every query by MaxSim, from the model's own token vectors: the run file's scores
     queries, pages = ["average of numbers", "load a csv file", "plot a histogram"], list(PAGES.values())
@@ -93,13 +83,14 @@ def test_vdr_eval_scores_a_saved_multi_vector_model_by_maxsim(dataset, tmp_path)
     assert metrics["ndcg@10"] == pytest.approx(sum(direct[q]["ndcg_cut_10"] for q in qrels) / 3, abs=1e-9)
     assert metrics["token_dims"] == 16 and metrics["tokens_per_page"] == 8  # pages cut at the saved document_length
     assert metrics["index_bytes_per_page"] == pytest.approx(metrics["tokens_per_page"] * 16 * 2 + 6 * 8 / 5, abs=0.1)
-    assert (metrics["queries"], metrics["corpus"]) == (3, 5) and "dims" not in metrics
+    held_out = result["held_out_set"]
+    assert (held_out["queries"], held_out["pages"]) == (3, 5) and "dims" not in metrics
 
     # saved as a LoRA adapter (lora.merge: false): rebuilt on its base with the saved projection and token limits
     adapter = prepare(model, SimpleNamespace(freeze_vision=False, lora=Lora(r=4, alpha=8)), MODEL, "train_multivector")
     write_model(model, tmp_path / "adapter", adapter)
     (tmp_path / "out").mkdir()
-    again = vdr_eval(dataset, tmp_path / "out", model=str(tmp_path / "adapter"))
+    again = vdr_eval(dataset, tmp_path / "out", model=str(tmp_path / "adapter"))["retrieve"]
     same = lambda row: {k: v for k, v in row.items() if k not in ("model", "ms_per_query")}  # noqa: E731
     assert same(again) == same(metrics)  # fresh LoRA layers change nothing
 

@@ -1,6 +1,6 @@
-from stages.fetch import split_by_group
 from vdr.data.corpus import normalise_whitespace, stable_rank
 from vdr.data.docstrings import docstring_entries
+from vdr.data.sources import split_by_group
 
 
 def test_docstring_entries_from_a_package(fake_package):

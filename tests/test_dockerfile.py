@@ -18,7 +18,7 @@ from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import REPO
+from tests.support.repo import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 PINNED_BASE = re.compile(r"^[\w.\-/]+:[\w.\-]+@sha256:[0-9a-f]{64}$")
@@ -154,6 +154,7 @@ def docker(*args, cwd=None):
     return result.stdout
 
 
+@pytest.mark.e2e  # docker build, dvc exp run in the image
 @pytest.mark.skipif(
     os.environ.get("VDR_DOCKER_BUILD") != "1",
     reason="set VDR_DOCKER_BUILD=1 to build the image with a running Docker engine",

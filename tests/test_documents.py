@@ -14,12 +14,12 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw
 
 from benchmarks.query_server import answer
-from tests.conftest import REPO
 from tests.support.openai_server import ChatServer, Reply
-from tests.support.repo import STAGES, TINY, commit_all, copy_project, ran_stages, run
+from tests.support.repo import REPO, STAGES, TINY, commit_all, copy_project, ran_stages, run
 from vdr.config.profiles import compose
-from vdr.data.documents import folder_fingerprint, read_documents, scan_folder, split_documents
-from vdr.io.beir import read_qrels
+from vdr.data.documents import read_documents, split_documents
+from vdr.data.folder import folder_fingerprint, scan_folder
+from vdr.io.qrels import read_qrels
 
 SECRET = "sk-loopback-secret-7c1e9a"
 SYLLABLES = ["ka", "lo", "mi", "ter", "van", "du", "rex", "sol", "bri", "nap", "qui", "zor", "fel", "gam", "hup"]
@@ -159,7 +159,7 @@ def documents_repo(tmp_path, stage_env):
     return repo
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # dvc exp run, a loopback server
 def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tmp_path, stage_env):
     repo, folder = documents_repo, make_folder(tmp_path / "my documents")
     cache = tmp_path / "answers"
@@ -238,9 +238,10 @@ def test_the_documents_profile_trains_as_the_cpu_profile():
     assert yaml.safe_dump(documents["generate"]).count("backend: openai") == 1
 
 
+@pytest.mark.e2e  # a loopback server
 def test_a_server_that_does_not_answer_stops_generate_at_once_with_its_url():
     from stages.generate import make_backend
-    from vdr.config.params import Generate
+    from vdr.config.generate import Generate
 
     with ChatServer() as server:
         url = server.url

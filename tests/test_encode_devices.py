@@ -8,7 +8,6 @@ reassembly. Each pool start costs a few seconds here (the workers import torch),
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -17,19 +16,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.support.evalsets import MODEL, vdr_eval
+from tests.support.evalsets import MODEL, beir_set, vdr_eval
+from tests.support.images import page_png
+from tests.support.processes import SleepingPool, alive
+from tests.support.repo import REPO
 from vdr.cli import main as vdr_eval_main
-from vdr.config.params import ParamsError, load_params
-from vdr.io.beir import write_qrels
-from vdr.io.tables import write_table
+from vdr.config.params import load_params
+from vdr.config.section import ParamsError
 from vdr.models.loading import load_embedder
-from vdr.retrieval.devices import encoding_pool, resolve_devices
+from vdr.retrieval.devices import resolve_devices
 from vdr.retrieval.encode import Spill, encode_documents, encode_queries
+from vdr.retrieval.pool import encoding_pool
 
 TOPICS = ["mean", "median", "histogram", "csv file", "sort rows", "graph edges", "sparse matrix", "fourier transform"]
 TEXTS = [
@@ -43,14 +43,6 @@ def model():
     embedder = load_embedder(MODEL)
     embedder.prompts = {"query": "query: ", "document": "passage: "}  # encode_query/encode_document must apply them
     return embedder
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, ended but not reaped, counts as ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def test_two_cpu_processes_encode_like_one_and_stop_on_error(model, tmp_path):
@@ -77,23 +69,6 @@ def test_two_cpu_processes_encode_like_one_and_stop_on_error(model, tmp_path):
     np.testing.assert_allclose(streamed, single_pages, atol=1e-5, rtol=0)
     # the same order: every text is nearest to itself
     assert (np.argmax(pages @ single_pages.T, axis=1) == np.arange(len(TEXTS))).all()
-
-
-class SleepingPool:
-    """A model whose pool is two idle worker processes: sentence-transformers' pool layout and stop function."""
-
-    def start_multi_process_pool(self, devices):
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=time.sleep, args=(300,), daemon=True) for _ in devices]
-        for process in processes:
-            process.start()
-        return {"input": context.Queue(), "output": context.Queue(), "processes": processes}
-
-    @staticmethod
-    def stop_multi_process_pool(pool):
-        from sentence_transformers import SentenceTransformer
-
-        SentenceTransformer.stop_multi_process_pool(pool)
 
 
 def test_sigterm_stops_the_workers_and_restores_the_handler():
@@ -163,13 +138,10 @@ def test_vdr_eval_rejects_bad_devices_and_memory_bounds(tmp_path, capsys, option
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("set")
-    ids = [f"p{i}" for i in range(len(TEXTS))]
-    write_table(directory / "corpus.parquet", pa.table({"id": ids, "text": TEXTS}))
-    queries = {f"q{i}": f"the {topic}" for i, topic in enumerate(TOPICS)}
-    write_table(directory / "queries.parquet", pa.table({"id": list(queries), "text": list(queries.values())}))
-    write_qrels(directory / "qrels.tsv", {f"q{i}": {f"p{i}": 1, f"p{i + len(TOPICS)}": 1} for i in range(len(TOPICS))})
-    return directory
+    corpus = {"id": [f"p{i}" for i in range(len(TEXTS))], "text": TEXTS}
+    queries = {"id": [f"q{i}" for i in range(len(TOPICS))], "text": [f"the {topic}" for topic in TOPICS]}
+    qrels = {f"q{i}": {f"p{i}": 1, f"p{i + len(TOPICS)}": 1} for i in range(len(TOPICS))}
+    return beir_set(tmp_path_factory.mktemp("set"), corpus, queries, qrels)
 
 
 def flat(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -189,7 +161,7 @@ def test_vdr_eval_on_two_processes_and_streamed_pages_gives_the_same_metrics(dat
     one = vdr_eval(dataset, tmp_path / "one", *common, "--devices", "cpu")
     # 40 pages x 384 float32 = 60 KiB above 10 KiB: 5 chunks of 8 pages into a memmap, searched block by block
     two = vdr_eval(dataset, tmp_path / "two", *common, "--devices", "cpu,cpu", "--max-memory-mb", "0.01")
-    assert flat(two) == pytest.approx(flat(one), abs=1e-9) and "dims/64/ndcg@10" in flat(one)
+    assert flat(two) == pytest.approx(flat(one), abs=1e-9) and "retrieve/dims/64/ndcg@10" in flat(one)
     assert sorted(path.name for path in (tmp_path / "two").iterdir()) == ["m.json"]  # no spill folder left
 
 
@@ -216,24 +188,16 @@ def test_embed_base_streams_corpus_npy_into_its_output(dataset, tmp_path, monkey
     assert info[0] == info[1]  # the memory bound is not an encoding setting: evaluate reads either
 
 
-def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path):
+def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path, tiny_vlms):
     """mine over page images (a tiny random Qwen3-VL): decoded and encoded a chunk at a time into a memmap, then
     searched block by block: the same negatives as everything in memory."""
-    import io
     from types import SimpleNamespace
 
     from stages.mine import mine_image_negatives
-    from tests.support.tiny_vlm import build, page_image
 
-    embedder, _ = build(tmp_path / "vlm")
+    embedder, _ = tiny_vlms
     model = load_embedder(str(embedder))
-
-    def png(number: int) -> bytes:
-        buffer = io.BytesIO()
-        page_image(number).save(buffer, format="PNG")
-        return buffer.getvalue()
-
-    pages = [png(n) for n in range(16)]
+    pages = [page_png(n) for n in range(16)]
     queries = [f"what does report {n} say?" for n in range(16)]
     mine = SimpleNamespace(
         batch_size=4, num_negatives=2, range_min=0, range_max=8, relative_margin=0.0, sampling_strategy="top", seed=1
@@ -248,8 +212,8 @@ def test_mining_page_screenshots_streamed_keeps_the_same_negatives(tmp_path):
 
 KILLED_STAGE = """
 import sys, time
-from tests.test_encode_devices import SleepingPool
-from vdr.retrieval.devices import encoding_pool
+from tests.support.processes import SleepingPool
+from vdr.retrieval.pool import encoding_pool
 
 if __name__ == "__main__":
     with encoding_pool(SleepingPool(), ["cpu", "cpu"]) as pool:
@@ -262,7 +226,7 @@ if __name__ == "__main__":
 def test_a_killed_stage_leaves_no_pool_worker(tmp_path, stage_env):
     """SIGKILL cannot be caught: the pool's watcher, signalled by the kernel when the stage dies, ends the workers."""
     (tmp_path / "stage.py").write_text(KILLED_STAGE)
-    env = dict(stage_env, PYTHONPATH=str(REPO))  # SleepingPool from this module
+    env = dict(stage_env, PYTHONPATH=str(REPO))  # SleepingPool from tests/support
     stage = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids")], env=env)
     deadline = time.monotonic() + 60
     while not (tmp_path / "pids").exists() or not (tmp_path / "pids").read_text():

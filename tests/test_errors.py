@@ -11,15 +11,17 @@ import pytest
 import pytrec_eval
 from PIL import Image
 
-from tests.conftest import REPO, stage_environment
-from tests.support.evalsets import png, vdr_eval
+from tests.support.evalsets import beir_set, vdr_eval
 from tests.support.hub_server import HubServer
-from tests.support.repo import read_trec_run
-from vdr.data.evalset import EvalSet, read_pages
+from tests.support.images import png
+from tests.support.repo import REPO, read_trec_run, stage_environment
+from vdr.data.evalset import EvalSet
+from vdr.data.reading import read_pages
 from vdr.evaluation.metrics import write_trec_run
-from vdr.io.beir import load_beir, read_qrels
-from vdr.io.tables import write_table
-from vdr.models.loading import load_embedder, load_reranker
+from vdr.io.beir import load_beir
+from vdr.io.qrels import read_qrels
+from vdr.models.loading import load_embedder
+from vdr.models.reranker import load_reranker
 
 PAGES = {
     "p1": "Compute the arithmetic mean of an array along an axis.",
@@ -34,11 +36,8 @@ QRELS = "query-id\tcorpus-id\tscore\nq1\tp1\t1\nq2\tp2\t1\nq3\tp4\t1\n"
 def beir(folder, corpus: pa.Table | None = None, queries: pa.Table | None = None, qrels: str | bytes = QRELS):
     """A BEIR-layout set: corpus.parquet (id, text), queries.parquet (id, text), qrels.tsv as given (raw text or
     bytes, so that duplicates and bad encodings can be written)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_table(folder / "corpus.parquet", corpus or pa.table({"id": list(PAGES), "text": list(PAGES.values())}))
-    write_table(folder / "queries.parquet", queries or pa.table({"id": list(QUERIES), "text": list(QUERIES.values())}))
-    (folder / "qrels.tsv").write_bytes(qrels if isinstance(qrels, bytes) else qrels.encode())
-    return folder
+    corpus = corpus or pa.table({"id": list(PAGES), "text": list(PAGES.values())})
+    return beir_set(folder, corpus, queries or pa.table({"id": list(QUERIES), "text": list(QUERIES.values())}), qrels)
 
 
 def invalid_utf8(cells: list[bytes]) -> pa.Array:
@@ -70,8 +69,9 @@ def test_queries_without_a_relevant_page_are_skipped_counted_and_left_out_of_eve
     assert evalset.skipped == {"queries_without_qrels": 1, "queries_without_relevant_page": 1}
     assert "(queries not scored: 1 without a qrels line, 1 without a relevant page)" in capsys.readouterr().err
 
-    metrics = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"))
-    assert metrics["queries"] == 2 and metrics["skipped"] == evalset.skipped
+    result = vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"))
+    assert result["held_out_set"] == {"queries": 2, "pages": 4, "queries_not_scored": evalset.skipped}
+    metrics = result["retrieve"]
     run = read_trec_run(tmp_path / "run.trec")
     assert set(run) == {"q1", "q3"}
     scored = {"q1": {"p1": 2, "p3": 0}, "q3": {"p4": 1}}
@@ -265,6 +265,7 @@ def test_a_push_to_an_unreachable_endpoint_names_the_endpoint_and_the_repo(tmp_p
     assert "Traceback" not in result.stderr and TOKEN not in result.stdout + result.stderr
 
 
+@pytest.mark.e2e  # a loopback Hub server
 def test_a_push_the_server_refuses_names_its_status_and_message_never_the_token(tmp_path):
     with HubServer(token="hf_the_right_token") as hub:
         result = push(tmp_path, hub.endpoint, TOKEN)

@@ -14,9 +14,10 @@ import yaml
 from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 from transformers import Trainer, TrainerState
 
-from tests.conftest import REPO
-from tests.test_ddp import tiny_mined
-from vdr.config.params import ParamsError, load_params
+from tests.support.repo import REPO
+from tests.support.training import tiny_mined
+from vdr.config.params import load_params
+from vdr.config.section import ParamsError
 from vdr.evaluation.rerank import rerank
 from vdr.models.finite import NotFiniteError, model_name, require_finite
 from vdr.retrieval.encode import encode_documents, encode_queries
@@ -274,7 +275,7 @@ def test_epochs_have_an_upper_bound(tmp_path, section):
 # --- the real stage, diverging
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # the stage script as a subprocess
 def test_a_diverging_reranker_fails_its_stage_and_writes_no_model(tmp_path, stage_env):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train_reranker"].update(

@@ -2,12 +2,11 @@
 answers badly, as real servers do."""
 
 import hashlib
-import io
 import json
 
 import pytest
-from PIL import Image
 
+from tests.support.images import png
 from tests.support.openai_server import ChatServer, Reply
 from vdr.data.querygen import (
     DEFAULT_PROMPT,
@@ -45,17 +44,11 @@ def test_answers_are_parsed_leniently(answer, queries):
     assert parse_queries(answer) == queries
 
 
-def png(number: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (number % 256, 0, 0)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def digest(image: bytes) -> str:
     return hashlib.sha256(image).hexdigest()
 
 
-PAGES = [Page(id=f"page-{n}", image=png(n), text=f"text of page {n}") for n in range(6)]
+PAGES = [Page(id=f"page-{n}", image=png((n, 0, 0), (8, 8)), text=f"text of page {n}") for n in range(6)]
 
 
 def fast_client(url: str, **overrides) -> OpenAIChat:
@@ -63,6 +56,7 @@ def fast_client(url: str, **overrides) -> OpenAIChat:
     return OpenAIChat(url, "test-model", **{**options, **overrides})
 
 
+@pytest.mark.e2e  # a loopback server
 def test_failures_retries_and_bad_answers_are_counted_by_page(tmp_path):
     """page 1: 503 then fine (retried); page 2: a stall past the timeout, then fine; page 3: 400 (not retried);
     page 4: malformed; page 5: empty; page 0: fine."""
@@ -97,6 +91,7 @@ def test_failures_retries_and_bad_answers_are_counted_by_page(tmp_path):
         problems(generated, "error")
 
 
+@pytest.mark.e2e  # a loopback server
 def test_a_server_that_keeps_failing_fails_the_page_after_its_retries(tmp_path):
     with ChatServer(lambda page, attempt: Reply(500, "boom")) as server:
         [item] = generate_queries(PAGES[:1], fast_client(server.url), Settings(model="m"), ResponseCache(tmp_path))
@@ -104,6 +99,7 @@ def test_a_server_that_keeps_failing_fails_the_page_after_its_retries(tmp_path):
     assert item.problem == "failed" and "after 3 attempts" in item.detail
 
 
+@pytest.mark.e2e  # a loopback server
 def test_a_second_run_asks_nothing_and_a_changed_setting_asks_again(tmp_path):
     cache = ResponseCache(tmp_path / "cache")
     settings = Settings(model="test-model", queries_per_page=2)
@@ -117,6 +113,7 @@ def test_a_second_run_asks_nothing_and_a_changed_setting_asks_again(tmp_path):
         assert len(server.requests) == asked + 2  # another setting is another answer
 
 
+@pytest.mark.e2e  # a loopback server
 def test_the_request_carries_the_page_and_the_key_goes_only_in_the_header(tmp_path, monkeypatch):
     secret = "sk-test-not-a-real-key-1234"
     monkeypatch.setenv("OPENAI_API_KEY", secret)

@@ -1,12 +1,10 @@
 """Generated queries (vdr/data/querygen.py) from a local transformers model: a tiny random Qwen3-VL chat model, built
 offline. Its answers are noise, so these tests check the path (batches, seeding, caching, failures), not the text."""
 
-import io
-
 import pytest
 import torch
 
-from tests.support.tiny_vlm import build_config, build_processor, build_tokenizer, page_image
+from tests.support.images import page_png
 from vdr.data.querygen import (
     Generated,
     GenerationError,
@@ -17,31 +15,11 @@ from vdr.data.querygen import (
     generate_queries,
 )
 
-
-@pytest.fixture(scope="module")
-def tiny_chat_model(tmp_path_factory) -> str:
-    """A folder with a random Qwen3VLForConditionalGeneration and its processor, as on the Hub."""
-    from transformers import Qwen3VLForConditionalGeneration
-
-    folder = tmp_path_factory.mktemp("tiny_chat_model")
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    Qwen3VLForConditionalGeneration(build_config(tokenizer)).save_pretrained(folder)
-    build_processor(tokenizer).save_pretrained(folder)
-    return str(folder)
-
-
-def png(number: int, width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    page_image(number, width, height).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 # different sizes, so the pages of a batch have different numbers of image tokens and are padded
 PAGES = [
-    Page(id="page-0", image=png(0, 64, 64), text="text of page 0"),
-    Page(id="page-1", image=png(1, 96, 64)),
-    Page(id="page-2", image=png(2, 64, 128)),
+    Page(id="page-0", image=page_png(0, 64, 64), text="text of page 0"),
+    Page(id="page-1", image=page_png(1, 96, 64)),
+    Page(id="page-2", image=page_png(2, 64, 128)),
 ]
 SETTINGS = Settings(model="tiny", max_tokens=8, with_text_layer=True)
 

@@ -6,11 +6,10 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
+from tests.support.repo import REPO
 
 
+@pytest.mark.e2e  # every stage script as a subprocess
 def test_every_part_runs_on_the_cpu(stage_env):
     env = dict(stage_env, CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(

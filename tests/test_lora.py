@@ -2,7 +2,6 @@
 Qwen3-VL and
 on MiniLM, what they save, loading an adapter back with exactly the trained weights, resuming, and the card."""
 
-import io
 import json
 import shlex
 
@@ -14,12 +13,16 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import REPO
-from tests.support.tiny_vlm import build, page_image, tiny_blog_params
-from vdr.config.params import Lora, Params, ParamsError, load_params
+from tests.support.images import page_png
+from tests.support.repo import REPO
+from tests.support.tiny_vlm import page_image, tiny_blog_params
+from vdr.config.params import Params, load_params
 from vdr.config.profiles import compose
+from vdr.config.section import ParamsError
+from vdr.config.training import Lora
 from vdr.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from vdr.models.loading import load_embedder, load_reranker
+from vdr.models.loading import load_embedder
+from vdr.models.reranker import load_reranker
 from vdr.publish.card import model_card
 from vdr.training.lora import adapter_weights, prepare
 
@@ -120,19 +123,8 @@ def test_the_card_names_the_base_and_the_adapter():
 # ---- the real stages ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("tiny_vlm"))
-
-
-def png(number: int) -> bytes:
-    buffer = io.BytesIO()
-    page_image(number).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def mined(folder, images: bool, rows: int = 8):
-    page = png if images else (lambda n: f"A page about topic {n}: how to do thing {n}, step by step.")
+    page = page_png if images else (lambda n: f"A page about topic {n}: how to do thing {n}, step by step.")
     table = [
         {"query": f"what does page {n} say?", "positive": page(n), "negative_1": page(1000 + n)} for n in range(rows)
     ]
@@ -140,8 +132,8 @@ def mined(folder, images: bool, rows: int = 8):
     pq.write_table(pa.Table.from_pylist(table), folder / "train.parquet")
 
 
-def tiny_params(tmp_path, tiny_models, **train_embedder):
-    params = tiny_blog_params(compose("blog"), str(tiny_models[0]), str(tiny_models[1]), "unused")
+def tiny_params(tmp_path, tiny_vlms, **train_embedder):
+    params = tiny_blog_params(compose("blog"), str(tiny_vlms[0]), str(tiny_vlms[1]), "unused")
     params["train_embedder"].update(
         max_train_samples=8, batch_size=4, mini_batch_size=2, eval_steps=None, save_steps=None, save_total_limit=None
     )
@@ -160,6 +152,7 @@ def run_stage(stage: str, tmp_path, params, monkeypatch, probe=None) -> dict:
     import importlib
 
     module = importlib.import_module(f"stages.{stage}")
+    monkeypatch.chdir(tmp_path)  # DVCLive opens the DVC repository around the working directory: not this project's
     seen = {}
     real_save = module.save
 
@@ -197,11 +190,10 @@ def same_adapter(model, trained: dict):
     assert all(torch.equal(loaded[name], trained[name]) for name in trained)
 
 
-@pytest.mark.slow
-def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_path, tiny_models, monkeypatch, capsys):
+def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_path, tiny_vlms, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # publish reads dvc.lock and git from the working directory
     mined(tmp_path / "data/mined", images=True)
-    params = tiny_params(tmp_path, tiny_models, lora=LORA, freeze_vision=True)
+    params = tiny_params(tmp_path, tiny_vlms, lora=LORA, freeze_vision=True)
     trained = run_stage("train_embedder", tmp_path, params, monkeypatch, encodings)
     assert "parameters trainable" in capsys.readouterr().out
 
@@ -209,9 +201,9 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
     saved = tmp_path / "models/embedder"
     assert not (saved / "model.safetensors").exists() and not (saved / "config.json").exists()
     adapter_bytes = (saved / ADAPTER_WEIGHTS).stat().st_size
-    assert adapter_bytes * 10 < (tiny_models[0] / "model.safetensors").stat().st_size
+    assert adapter_bytes * 10 < (tiny_vlms[0] / "model.safetensors").stat().st_size
     config = yaml.safe_load((saved / ADAPTER_CONFIG).read_text())
-    assert config["base_model_name_or_path"] == str(tiny_models[0]) and config["r"] == 4
+    assert config["base_model_name_or_path"] == str(tiny_vlms[0]) and config["r"] == 4
     keys = list(load_file(str(saved / ADAPTER_WEIGHTS)))
     assert keys and all(key.startswith("base_model.model.language_model.") for key in keys)
 
@@ -223,7 +215,7 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
     loaded = encodings(model)
     for kind in ("query", "page"):
         np.testing.assert_allclose(loaded[kind], trained[kind], atol=1e-6)
-    assert not np.allclose(encodings(load_embedder(str(tiny_models[0]), models))["query"], loaded["query"], atol=1e-4)
+    assert not np.allclose(encodings(load_embedder(str(tiny_vlms[0]), models))["query"], loaded["query"], atol=1e-4)
 
     # 3. Published: the adapter and a card that names the base and the adapter; it loads as the trained one
     from stages.publish import Paths, main
@@ -233,18 +225,17 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
     main(Paths(params=params, embedder=saved, output=tmp_path / "models/published"))
     published = tmp_path / "models/published"
     card = (published / "README.md").read_text()
-    assert f"base model `{tiny_models[0]}`" in card and "LoRA (r=4, alpha=8" in card and "vision tower" in card
+    assert f"base model `{tiny_vlms[0]}`" in card and "LoRA (r=4, alpha=8" in card and "vision tower" in card
     model = load_embedder(str(published), models)
     same_adapter(model, trained["adapter"])
     assert model.encode_query([QUERY]).shape == (1, 32)  # publish.truncate_dim of the tiny blog params
 
 
-@pytest.mark.slow
-def test_freeze_vision_keeps_the_vision_tower_in_full_finetuning(tmp_path, tiny_models, monkeypatch):
+def test_freeze_vision_keeps_the_vision_tower_in_full_finetuning(tmp_path, tiny_vlms, monkeypatch):
     mined(tmp_path / "data/mined", images=True)
-    params = tiny_params(tmp_path, tiny_models, freeze_vision=True, learning_rate=1e-2)
+    params = tiny_params(tmp_path, tiny_vlms, freeze_vision=True, learning_rate=1e-2)
     run_stage("train_embedder", tmp_path, params, monkeypatch)
-    base = load_file(str(tiny_models[0] / "model.safetensors"))
+    base = load_file(str(tiny_vlms[0] / "model.safetensors"))
     trained = load_file(str(tmp_path / "models/embedder/model.safetensors"))
     assert base.keys() == trained.keys()
     vision = [key for key in base if "visual." in key]
@@ -252,14 +243,12 @@ def test_freeze_vision_keeps_the_vision_tower_in_full_finetuning(tmp_path, tiny_
     assert any(not torch.equal(base[key], trained[key]) for key in base if "language_model." in key)
 
 
-@pytest.mark.slow
-def test_lora_targets_outside_a_frozen_vision_tower(tmp_path, tiny_models):
-    model = load_embedder(str(tiny_models[0]))
+def test_lora_targets_outside_a_frozen_vision_tower(tmp_path, tiny_vlms):
+    model = load_embedder(str(tiny_vlms[0]))
     with pytest.raises(ValueError, match=r"train_embedder.lora.target_modules: \['qkv'\] adapts no layer"):
         prepare(model, Section(Lora(r=4, alpha=8, target_modules=["qkv"]), True), "tiny", "train_embedder")
 
 
-@pytest.mark.slow
 def test_merged_embedder_is_a_full_model_with_the_adapters_effect(tmp_path, monkeypatch):
     mined(tmp_path / "data/mined", images=False, rows=8)
     lora = {**LORA, "merge": True}
@@ -281,7 +270,6 @@ def test_merged_embedder_is_a_full_model_with_the_adapters_effect(tmp_path, monk
     np.testing.assert_allclose(model.encode_query([QUERY]), trained["query"], atol=1e-5)
 
 
-@pytest.mark.slow
 def test_reranker_adapter_and_its_head_load_back(tmp_path, monkeypatch):
     mined(tmp_path / "data/mined_reranker", images=False, rows=8)
     params = cpu_params(
@@ -310,7 +298,6 @@ def test_reranker_adapter_and_its_head_load_back(tmp_path, monkeypatch):
     np.testing.assert_allclose(model.predict(pairs), trained["scores"], atol=1e-6)
 
 
-@pytest.mark.slow
 def test_a_lora_run_resumes_from_its_adapter_checkpoints(tmp_path, monkeypatch, capsys):
     mined(tmp_path / "data/mined", images=False, rows=8)
     params = cpu_params(

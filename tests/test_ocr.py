@@ -19,14 +19,12 @@ import pytest
 import pytrec_eval
 import yaml
 
-from tests.conftest import REPO
-from tests.support.evalsets import MODEL, vdr_eval
-from vdr.data.evalset import page_texts
+from tests.support.evalsets import MODEL, beir_set, vdr_eval
+from tests.support.repo import REPO
 from vdr.data.ocr import TesseractMissingError, ocr_images
 from vdr.data.pages import render_document
-from vdr.io.beir import write_qrels
-from vdr.io.tables import write_table
-from vdr.models.loading import resolve_model
+from vdr.data.reading import page_texts
+from vdr.models.sources import resolve_model
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None and not os.environ.get("CI"),
@@ -119,11 +117,8 @@ def test_page_texts_uses_the_text_layer_and_reads_an_empty_one_through_ocr(pages
 
 def image_only_set(pages, dataset):
     """A BEIR-layout set whose corpus has page images and no text."""
-    dataset.mkdir()
-    write_table(dataset / "corpus.parquet", pa.table({"id": list(pages), "image": list(pages.values())}))
-    write_table(dataset / "queries.parquet", pa.table({"id": list(QUERIES), "text": list(QUERIES.values())}))
-    write_qrels(dataset / "qrels.tsv", QRELS)
-    return dataset
+    corpus = {"id": list(pages), "image": list(pages.values())}
+    return beir_set(dataset, corpus, {"id": list(QUERIES), "text": list(QUERIES.values())}, QRELS)
 
 
 def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tmp_path):
@@ -132,7 +127,7 @@ def test_vdr_eval_scores_a_text_model_on_an_image_only_set_through_ocr(pages, tm
     vdr_eval(dataset, tmp_path, "--run-file", str(tmp_path / "run.trec"), "--ocr-cache", str(cache), model=MODEL)
 
     assert len(list(cache.rglob("*.txt"))) == len(pages)  # every page went through OCR
-    metrics = json.loads((tmp_path / "m.json").read_text())
+    metrics = json.loads((tmp_path / "m.json").read_text())["retrieve"]
     run = {}
     for line in (tmp_path / "run.trec").read_text().splitlines():
         query_id, _, doc_id, _, score, _ = line.split()
@@ -150,6 +145,7 @@ def test_an_unreadable_image_names_its_row(pages, tmp_path):
         page_texts(corpus, "set", ocr_cache=tmp_path)
 
 
+@pytest.mark.e2e  # the stage scripts as subprocesses
 def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_env):
     """embed_base then evaluate on an image-only set with the cpu profile's text model; the base embedder
     doubles as the 'finetuned' one, so its metrics from embed_base's embeddings must equal evaluate's own."""

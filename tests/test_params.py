@@ -1,8 +1,9 @@
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from vdr.config.params import ParamsError, load_params
+from tests.support.repo import REPO
+from vdr.config.params import load_params
+from vdr.config.section import ParamsError
 
 
 def write(tmp_path, mutate):

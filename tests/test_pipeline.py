@@ -7,14 +7,14 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO, stage_environment
-from tests.support.repo import STAGES, make_tiny_repo, ran_stages, run
+from tests.support.repo import REPO, STAGES, copy_repo, make_tiny_repo, ran_stages, run
 from vdr.config.params import load_params
 from vdr.data.evalset import EvalSet
-from vdr.evaluation.dense import evaluate_embedder
+from vdr.evaluation.driver import Evaluation
 from vdr.models.loading import load_embedder
+from vdr.retrieval.dense import DenseRetriever
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e  # dvc repro, the stage scripts as subprocesses
 
 
 def snapshot(repo):
@@ -34,10 +34,10 @@ def snapshot(repo):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    env = stage_environment()
-    repo = make_tiny_repo(tmp_path_factory.mktemp("tiny"), env)
-    output = run(["dvc", "repro"], repo, env)
+def first_run(tiny_pipeline, tmp_path_factory):
+    """The session's tiny pipeline run, copied: the tests here change its params."""
+    pipeline, output = tiny_pipeline
+    repo = copy_repo(pipeline, tmp_path_factory.mktemp("tiny") / "repo")
     return repo, output, snapshot(repo)
 
 
@@ -70,14 +70,13 @@ def test_fresh_runs_are_identical(first_run, tmp_path, stage_env):
 
 def test_base_metrics_from_embed_base_equal_encoding_the_base_model_in_evaluate(first_run):
     """The split changes no number: the base metrics scored from embed_base's embeddings are the ones
-    evaluate computed when it encoded the base model itself (evaluate_embedder, as before the split)."""
+    evaluate computed when it encoded the base model itself (one encoding pass, as before the split)."""
     repo, _, _ = first_run
     params = load_params(repo / "params.yaml")
     evalset = EvalSet.load(repo / "data/pages/eval")
     model = load_embedder(params.models.embedder, params.models, max_seq_length=params.evaluate.max_seq_length)
-    direct, _ = evaluate_embedder(
-        model, evalset, evalset.documents("text"), params.evaluate.dims, params.evaluate.batch_size
-    )
+    retriever = DenseRetriever(model, params.evaluate.batch_size)
+    direct = Evaluation(evalset, evalset.documents("text")).dense("base", retriever, params.evaluate.dims)
     assert json.loads((repo / "metrics/evaluate.json").read_text())["base"] == direct
 
 

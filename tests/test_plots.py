@@ -1,5 +1,5 @@
-"""vdr.evaluation.plots: the NDCG@10-by-dimension SVG, and every dvc.yaml plot drawn offline into a page with no
-scripts."""
+"""vdr.evaluation.plots and dvc_plots: the NDCG@10-by-dimension SVG, and every dvc.yaml plot drawn offline into a
+page with no scripts."""
 
 import json
 import re
@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vdr.evaluation import plots
+from vdr.evaluation import dvc_plots, plots
 
 SVG = "{http://www.w3.org/2000/svg}"
 ROWS = [
@@ -78,11 +78,12 @@ def test_stable_ids_renumber_definitions_and_references_only():
     assert plots.stable_ids(svg, "p-") == expected + '<a href="#a"/>'
 
 
+@pytest.mark.e2e  # dvc plots show
 def test_render_dvc_plots_draws_every_plot_offline(dvc_repo, tmp_path, capsys):
     (dvc_repo / "metrics").mkdir()
     (dvc_repo / "metrics" / "by_dim.json").write_text(json.dumps(ROWS))
     out = tmp_path / "out"
-    assert plots.main(["--out", str(out), "--repo", str(dvc_repo)]) == 0
+    assert dvc_plots.main(["--out", str(out), "--repo", str(dvc_repo)]) == 0
     index = out / "index.html"
     assert capsys.readouterr().out.strip() == str(index)
     assert sorted(path.name for path in out.iterdir()) == ["index.html", "ndcg-by-dimension.svg", "training-loss.svg"]
@@ -97,8 +98,9 @@ def test_render_dvc_plots_draws_every_plot_offline(dvc_repo, tmp_path, capsys):
     assert "base" in " ".join(svg_texts((out / "ndcg-by-dimension.svg").read_text()))
 
 
+@pytest.mark.e2e  # dvc plots show
 def test_render_dvc_plots_lists_plots_without_data(dvc_repo, tmp_path):
-    written = plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
+    written = dvc_plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
     assert [path.name for path in written] == ["training-loss.svg", "index.html"]
     page = written[-1].read_text()
     no_data = page[page.index("No data yet") :]
@@ -106,16 +108,18 @@ def test_render_dvc_plots_lists_plots_without_data(dvc_repo, tmp_path):
     assert "<h2>Training loss</h2>" in page
 
 
+@pytest.mark.e2e  # dvc plots show
 def test_failing_dvc_shows_its_stderr(dvc_repo, tmp_path):
     (dvc_repo / ".dvc" / "config").write_text("[core]\n    bogus_option = 1\n")
     with pytest.raises(plots.PlotError, match="(?s)dvc plots show --json` failed.*bogus_option"):
-        plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
+        dvc_plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
 
 
+@pytest.mark.e2e  # dvc plots show
 def test_unreadable_dvc_yaml_is_an_error_not_an_empty_page(dvc_repo, tmp_path):
     (dvc_repo / "dvc.yaml").write_text("plots:\n  - Training loss:\n      y: [\n")
     with pytest.raises(plots.PlotError, match="(?s)could not read the plot definitions.*YAMLSyntaxError"):
-        plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
+        dvc_plots.render_dvc_plots(tmp_path / "out", repo=dvc_repo)
     assert not (tmp_path / "out").exists()
 
 
@@ -123,5 +127,5 @@ def test_missing_vl_convert_points_at_the_lock(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "vl_convert", None)  # makes `import vl_convert` raise ImportError
     with pytest.raises(plots.PlotError, match="pip install -r requirements.lock"):
         plots.ndcg_by_dimension_svg(ROWS)
-    assert plots.main(["--out", str(tmp_path / "out"), "--repo", str(tmp_path)]) == 1
+    assert dvc_plots.main(["--out", str(tmp_path / "out"), "--repo", str(tmp_path)]) == 1
     assert "requirements.lock" in capsys.readouterr().err

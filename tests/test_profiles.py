@@ -7,7 +7,7 @@ import pytest
 from dvc.config import Config
 from dvc.utils.hydra import compose_and_dump
 
-from tests.conftest import REPO
+from tests.support.repo import REPO
 from vdr.config.params import Params
 from vdr.config.profiles import compose, compose_text, main
 

@@ -6,7 +6,7 @@ import shlex
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support.repo import REPO
 from vdr.deps import LOCK_FILE, code_files
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

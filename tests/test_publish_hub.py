@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from stages.check import PASSED
-from tests.conftest import REPO
 from tests.support.hub_server import HubServer
-from tests.support.repo import copy_project
-from vdr.models.loading import resolve_model
+from tests.support.repo import REPO, copy_project
+from vdr.models.sources import resolve_model
+
+pytestmark = pytest.mark.e2e  # a loopback Hub server, the stage script as a subprocess, dvc exp run
 
 TOKEN = "hf_test_" + secrets.token_hex(16)
 REPO_ID = "test-org/vdr-minilm"

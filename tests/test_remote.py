@@ -9,9 +9,10 @@ import shutil
 import pyarrow as pa
 import pytest
 
-from tests.conftest import REPO
-from tests.support.repo import commit_all, run
+from tests.support.repo import REPO, commit_all, run
 from vdr.io.tables import write_shards
+
+pytestmark = pytest.mark.e2e  # dvc push and pull, a moto S3 server
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import stage_environment
-from tests.support.repo import TINY, make_tiny_repo, run
+from tests.support.repo import TINY, commit_all, copy_repo, run, stage_environment, tiny_params
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e  # dvc repro
 
 # 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2;
 # 4 multi-vector steps of 4 triplets (the cached loss, 2 inputs at a time), a checkpoint every 2
@@ -67,10 +67,13 @@ def finished(repo, stage):
 
 
 @pytest.fixture(scope="module")
-def resumable_repo(tmp_path_factory):
-    """A tiny repo with checkpoints every 2 steps, and each training stage's uninterrupted result."""
+def resumable_repo(tiny_pipeline, tmp_path_factory):
+    """A tiny repo with checkpoints every 2 steps, and each training stage's uninterrupted result: a copy of the
+    session's tiny pipeline run with RESUMABLE params, whose data stages are TINY's, so only what trains reruns."""
     env = stage_environment()
-    repo = make_tiny_repo(tmp_path_factory.mktemp("resume"), env, RESUMABLE)
+    repo = copy_repo(tiny_pipeline[0], tmp_path_factory.mktemp("resume") / "repo")
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(RESUMABLE), sort_keys=False))
+    commit_all(repo, env, "resumable")
     run(["dvc", "repro", *MODEL], repo, env)
     assert not list((repo / "models/checkpoints").glob("*/checkpoint-*")), "a finished run keeps no checkpoint"
     return repo, env, {stage: finished(repo, stage) for stage in MODEL}

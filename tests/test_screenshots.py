@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 import vdr.retrieval.encode
-from tests.support.evalsets import png
-from vdr.data.evalset import Screenshots, read_pages
+from tests.support.images import png
+from vdr.data.reading import Screenshots, read_pages
 from vdr.retrieval.encode import Spill, encode_documents
 
 

@@ -1,8 +1,9 @@
 import pyarrow as pa
 import pytest
 
-from vdr.io.beir import load_beir, read_qrels, write_qrels
+from vdr.io.beir import load_beir
 from vdr.io.files import atomic_path
+from vdr.io.qrels import read_qrels, write_qrels
 from vdr.io.tables import read_table, write_shards, write_table
 
 

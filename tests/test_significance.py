@@ -4,7 +4,7 @@ import pytest
 
 from vdr.evaluation.metrics import ir_metrics, write_trec_run
 from vdr.evaluation.significance import main, paired_difference, per_query_ndcg, queries_needed, read_trec_run
-from vdr.io.beir import write_qrels
+from vdr.io.qrels import write_qrels
 
 QRELS = {f"q{i}": {f"d{i}": 1} for i in range(8)}
 
@@ -44,3 +44,33 @@ def test_the_command_reads_run_files_and_names_a_bad_line(tmp_path, capsys):
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 0.5\n")
     with pytest.raises(ValueError, match="bad.trec:1: a TREC run line has 6 columns"):
         read_trec_run(tmp_path / "bad.trec")
+
+
+def test_each_row_is_compared_with_its_reference_and_the_report_says_whether_it_is_noise():
+    from vdr.evaluation.report import results_table
+    from vdr.evaluation.significance import paired_comparisons
+
+    a, b = runs()
+    comparisons = paired_comparisons({"base": a, "finetuned": b, "finetuned+reranker": b}, QRELS)
+    assert list(comparisons) == ["finetuned vs base", "finetuned+reranker vs finetuned"]
+    gain = comparisons["finetuned vs base"]
+    assert gain["difference"] == pytest.approx(ir_metrics(b, QRELS)["ndcg@10"] - ir_metrics(a, QRELS)["ndcg@10"])
+    assert gain["interval_95_low"] < gain["difference"] < gain["interval_95_high"]
+    same = comparisons["finetuned+reranker vs finetuned"]
+    assert same["difference"] == 0 and same["standard_error"] == 0 and not same["beyond_noise"]
+
+    row = {"ndcg@10": 0.5, "mrr@10": 0.5, "recall@10": 0.5}
+    metrics = {
+        "base": row,
+        "finetuned": row,
+        "held_out_set": {"queries": 8},
+        "comparisons": comparisons,
+        "precision": {"encode_bf16": True, "native_bf16": False},
+    }
+    table = results_table(metrics)
+    assert f"| finetuned vs base | {gain['difference']:+.4f} | {gain['standard_error']:.4f} |" in table
+    assert "| finetuned+reranker vs finetuned | +0.0000 | 0.0000 | [+0.0000, +0.0000] | no |" in table
+    assert "over the 8 held-out queries" in table
+    assert "bf16 autocast (emulated on this machine, several times slower)" in table
+    float32 = results_table({**metrics, "precision": {"encode_bf16": False, "native_bf16": True}})
+    assert "Encoding and reranking in float32." in float32

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import alive
 from tests.support.repo import commit_all, run
 from vdr.stage import parse_args
 from vdr.training.trainer import resumable
@@ -26,15 +27,6 @@ def start_holding(cwd, name, env):
         assert process.poll() is None and time.monotonic() < deadline, "the holder did not start"
         time.sleep(0.1)
     return process
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as handle:  # a zombie has ended, only its exit status is left
-        return handle.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_a_second_copy_of_a_running_stage_stops_naming_the_first(tmp_path, stage_env):
@@ -55,6 +47,7 @@ def test_a_second_copy_of_a_running_stage_stops_naming_the_first(tmp_path, stage
     again.kill()
 
 
+@pytest.mark.e2e  # dvc repro
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
 def test_a_stage_does_not_outlive_a_killed_dvc(tmp_path, stage_env, shell):

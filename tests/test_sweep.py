@@ -1,8 +1,8 @@
 """A two-point sweep of the tiny pipeline through DVC's experiment queue, compared in `dvc exp show --json`.
 
 Queued experiments run in a temporary copy of the git repository, so the tiny repo commits
-everything they need; the DVC cache (and its run-cache) is shared, so the second experiment takes
-fetch, render and mine from the first.
+everything they need; the DVC cache (and its run-cache) is shared, so both experiments take
+fetch, render and mine from the tiny pipeline run the repo is copied from, and train from there.
 """
 
 import json
@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tests.support.repo import make_tiny_repo, run
+from tests.support.repo import commit_all, copy_repo, run
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e  # dvc exp run --queue
 
 LEARNING_RATES = (5e-5, 2e-4)
 TIMEOUT_S = 360
@@ -43,8 +43,9 @@ def wait_for_queue(repo, env) -> str:
     pytest.fail(f"the experiment queue did not finish within {TIMEOUT_S} s:\n{status}")
 
 
-def test_queued_sweep_shows_both_experiments(tmp_path, stage_env):
-    tiny_repo = make_tiny_repo(tmp_path, stage_env)
+def test_queued_sweep_shows_both_experiments(tiny_pipeline, tmp_path, stage_env):
+    tiny_repo = copy_repo(tiny_pipeline[0], tmp_path / "repo")
+    commit_all(tiny_repo, stage_env, "tiny pipeline run")  # its dvc.lock: what the experiments start from
 
     # 1. Queue a grid over the embedder's learning rate, run the queue one experiment at a time
     grid = ",".join(str(lr) for lr in LEARNING_RATES)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.support.repo import STAGES, commit_all, copy_project, ran_stages, run
-from tests.support.tiny_vlm import build, page_image, synthetic_dataset, tiny_blog_params
-from vdr.config.params import Models
+from tests.support.repo import REPO, STAGES, commit_all, copy_project, ran_stages, run
+from tests.support.tiny_vlm import page_image, synthetic_dataset, tiny_blog_params
+from vdr.config.models import Models
 from vdr.config.profiles import compose
-from vdr.models.loading import check_processor, load_embedder, load_reranker
+from vdr.models.loading import check_processor, load_embedder
+from vdr.models.reranker import load_reranker
 
 pytestmark = pytest.mark.tiny_vlm
 
@@ -23,13 +23,8 @@ IMAGE_PAGES = Models(
 )  # as the blog profile reads pages
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("tiny_vlm"))
-
-
-def test_images_reach_the_embedder_and_pages_embed_differently(tiny_models):
-    embedder = load_embedder(str(tiny_models[0]), IMAGE_PAGES)
+def test_images_reach_the_embedder_and_pages_embed_differently(tiny_vlms):
+    embedder = load_embedder(str(tiny_vlms[0]), IMAGE_PAGES)
     assert "image" in embedder.modalities
     features = embedder[0].preprocess([page_image(1), page_image(2)])
     assert (
@@ -43,27 +38,27 @@ def test_images_reach_the_embedder_and_pages_embed_differently(tiny_models):
     assert query.shape == (1, 64) and np.isfinite(query).all()
 
 
-def test_reranker_scores_query_and_page_image_pairs(tiny_models):
-    reranker = load_reranker(str(tiny_models[1]), IMAGE_PAGES)
+def test_reranker_scores_query_and_page_image_pairs(tiny_vlms):
+    reranker = load_reranker(str(tiny_vlms[1]), IMAGE_PAGES)
     features = reranker[0].preprocess([page_image(3)])
     assert features["pixel_values"].shape[0] > 0
     scores = reranker.predict([("report 1", page_image(1)), ("report 1", page_image(2))])
     assert len(scores) == 2 and np.isfinite(scores).all() and scores[0] != scores[1]
 
 
-def test_ignored_image_bounds_are_caught(tiny_models):
-    embedder = load_embedder(str(tiny_models[0]), IMAGE_PAGES)
+def test_ignored_image_bounds_are_caught(tiny_vlms):
+    embedder = load_embedder(str(tiny_vlms[0]), IMAGE_PAGES)
     check_processor(embedder, BLOG_BOUNDS, "models.embedder")
     with pytest.raises(ValueError, match="ignored models.processor_kwargs.size"):
         check_processor(embedder, {"size": {"shortest_edge": 784, "longest_edge": 999}}, "models.embedder")
 
 
 @pytest.fixture(scope="module")
-def tiny_blog_repo(tmp_path_factory, tiny_models):
+def tiny_blog_repo(tmp_path_factory, tiny_vlms):
     repo = tmp_path_factory.mktemp("tiny_blog")
     copy_project(repo, folders=("stages", "vdr", "conf"))
     synthetic_dataset(repo / "vdr-dataset", train_rows=24, eval_rows=8)
-    params = tiny_blog_params(compose("blog"), str(tiny_models[0]), str(tiny_models[1]), "vdr-dataset")
+    params = tiny_blog_params(compose("blog"), str(tiny_vlms[0]), str(tiny_vlms[1]), "vdr-dataset")
     params["profile_name"] = "tiny_blog"
     (repo / "conf" / "profile" / "tiny_blog.yaml").write_text(
         "# @package _global_\n"
@@ -75,6 +70,7 @@ def tiny_blog_repo(tmp_path_factory, tiny_models):
     return repo
 
 
+@pytest.mark.e2e  # dvc exp run
 def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
     repo = tiny_blog_repo
     run(["git", "init", "-q"], repo, stage_env)

@@ -6,19 +6,23 @@
 
 DIR holds corpus.parquet (or corpus/*.parquet: `id`, and `text` and/or `image` bytes), queries.parquet
 (`id`, `text`) and qrels.tsv (`query-id corpus-id score`, graded integers allowed, UTF-8). A query is scored when
-it has a relevant page (score > 0); the others are counted in the output's `skipped`. Metrics come from
-pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise). A text-only
+it has a relevant page (score > 0); the others are counted in the output's `held_out_set.queries_not_scored`.
+Metrics come from pytrec_eval; every dimension is scored from one encoding pass (truncate + renormalise). A text-only
 model on an image-only corpus reads the pages through OCR (tesseract-ocr; results cached by image hash).
 The embedder encodes on --devices (one worker process per device when there are two or more; auto: every
 visible CUDA device when there are two or more), and page embeddings larger than --max-memory-mb go through a
 temporary memory-mapped file next to the output, searched block by block within that bound.
 
 A saved multi-vector (late-interaction) model, such as models/multivector (its config_sentence_transformers.json
-says MultiVectorEncoder), is scored as evaluate_multivector scores it (vdr/evaluation/multivector.py): every page
-encoded once
-into a token index (--index-dtype), queries ranked by MaxSim within --max-memory-mb. Its metrics add the index's
-bytes and tokens per page, its token dims and the ms per query; --dims, --devices lists and --max-seq-length are
-refused for it.
+says MultiVectorEncoder), is scored as evaluate_multivector scores it (vdr/retrieval/multivector.py): every page
+encoded once into a token index (--index-dtype), queries ranked by MaxSim within --max-memory-mb. Its metrics add the
+index's bytes and tokens per page, its token dims and the ms per query; --dims, --devices lists and
+--max-seq-length are refused for it.
+
+The output is shaped as the pipeline's metrics files (metrics/evaluate.json), by the same driver
+(vdr/evaluation/driver.py): a row per ranking, `retrieve` (with its `model`) and with --reranker `rerank` (and
+`rerank_only`, the reranker's order alone, when --fusion-weight is below 1; each with its `reranker`), then
+`held_out_set`: the queries scored, the pages, and the queries not scored by reason.
 """
 
 from __future__ import annotations
@@ -27,18 +31,21 @@ import argparse
 import math
 from pathlib import Path
 
-from vdr.config.params import check_devices
-from vdr.data.evalset import EvalSet, page_input_for
-from vdr.evaluation.dense import evaluate_embedder
-from vdr.evaluation.metrics import to_run, write_trec_run
-from vdr.evaluation.multivector import evaluate_multivector
-from vdr.evaluation.rerank import rerank_and_score
+from vdr.config.evaluation import check_devices
+from vdr.data.evalset import EvalSet
+from vdr.data.reading import page_input_for
+from vdr.evaluation.driver import Evaluation
+from vdr.evaluation.metrics import write_trec_run
 from vdr.io.files import write_json
-from vdr.models.loading import check_model_source, from_hub, load_embedder, load_reranker, resolve_model
+from vdr.models.loading import load_embedder
 from vdr.models.multivector import is_late_interaction, load_multivector
-from vdr.retrieval.devices import bf16_autocast, resolve_devices
+from vdr.models.reranker import load_reranker
+from vdr.models.sources import check_model_source, from_hub, resolve_model
+from vdr.retrieval.dense import DenseRetriever
+from vdr.retrieval.devices import resolve_devices
 from vdr.retrieval.encode import Spill
 from vdr.retrieval.maxsim import INDEX_DTYPES
+from vdr.retrieval.multivector import MultiVectorRetriever
 from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB
 from vdr.stage import one_sentence_errors
 
@@ -151,59 +158,45 @@ def main(argv: list[str] | None = None) -> None:
     documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers, lazy=True)
 
     # 2. Retrieve: every dimension from one encoding pass, or a multi-vector model's MaxSim over its token index
+    evaluation = Evaluation(evalset, documents)
     if multivector:
-        with bf16_autocast(model, args.bf16):
-            metrics, top = evaluate_multivector(
-                model, evalset, documents, args.batch_size, args.index_dtype, args.max_memory_mb
-            )
+        retriever = MultiVectorRetriever(
+            model, args.batch_size, index_dtype=args.index_dtype, max_memory_mb=args.max_memory_mb, bf16=args.bf16
+        )
+        evaluation.late("retrieve", retriever)
     else:
         with Spill(args.max_memory_mb, args.output.parent) as spill:
-            metrics, top = evaluate_embedder(
-                model,
-                evalset,
-                documents,
-                dims,
-                args.batch_size,
-                "--dims",
-                devices=devices,
-                spill=spill,
-                bf16=args.bf16,
-            )
-    run, tag = to_run(evalset.query_ids, evalset.corpus_ids, *top), "retrieve"
-    result = {
-        "model": args.model,
-        "queries": len(evalset.query_ids),  # the queries scored, each in every mean
-        "skipped": evalset.skipped,  # queries of queries.parquet not scored, by reason (vdr/data/evalset.py)
-        "corpus": len(evalset.corpus_ids),
-        **metrics,
-    }
+            retriever = DenseRetriever(model, args.batch_size, devices=devices, bf16=args.bf16, spill=spill)
+            evaluation.dense("retrieve", retriever, dims, "--dims")
+    evaluation.rows["retrieve"] = {"model": args.model, **evaluation.rows["retrieve"]}
+    final = "retrieve"  # the ranking the run file holds
 
     # 3. Rerank the top-k
     if args.reranker:
         cross_encoder = load_reranker(args.reranker, key="--reranker")
-        scored, runs = rerank_and_score(
+        reranked = evaluation.rerank(
+            "rerank",
             cross_encoder,
-            evalset,
-            documents,
-            top,
+            "retrieve",
             args.top_k,
             args.fusion_weight,
             args.batch_size,
-            "rerank",
             "--top-k",
             bf16=args.bf16,
         )
-        run, tag = runs["rerank"], "rerank"
-        result["reranked"] = {**scored["rerank"], "reranker": args.reranker}
+        for row in reranked.values():
+            row["reranker"] = args.reranker
+        final = "rerank"
 
-    # 4. Write
+    # 4. Write: the rows and the held-out set's counts, as the pipeline's metrics files hold them
+    result = evaluation.results()
     write_json(args.output, result)
     if args.run_file:
-        write_trec_run(args.run_file, run, tag)
+        write_trec_run(args.run_file, evaluation.runs[final], final)
     print(
-        f"ndcg@10 {result['ndcg@10']:.4f}"
-        + (f", {result['index_bytes_per_page']:.0f} index bytes/page" if multivector else "")
-        + (f", reranked {result['reranked']['ndcg@10']:.4f}" if args.reranker else "")
+        f"ndcg@10 {result['retrieve']['ndcg@10']:.4f}"
+        + (f", {result['retrieve']['index_bytes_per_page']:.0f} index bytes/page" if multivector else "")
+        + (f", reranked {result['rerank']['ndcg@10']:.4f}" if args.reranker else "")
     )
 
 

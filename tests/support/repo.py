@@ -1,14 +1,18 @@
 """Throwaway git + DVC repositories holding this project's pipeline, and running commands in them.
 
-repo = project_repo(tmp_path, env, params=tiny_params)     # stages/, vdr/, dvc.yaml, ... committed
+env = stage_environment()                                  # this interpreter's dvc and python first on PATH, offline
+repo = project_repo(tmp_path, env, params=tiny_params())   # stages/, vdr/, dvc.yaml, ... committed
 output = run(["dvc", "repro"], repo, env)
 ran_stages(output)                                         # {"fetch", "render", ...}
+mine = copy_repo(repo, tmp_path / "mine")                  # the same repository, cache and outputs, to change
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -40,6 +44,15 @@ TINY = {
     },
     "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
 }
+
+
+def stage_environment() -> dict:
+    """Environment for running stages and dvc as subprocesses with this interpreter's tools first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["HF_HUB_OFFLINE"] = "1"
+    env.pop("HF_TOKEN", None)
+    return env
 
 
 def run(command: list[str], cwd: Path, env: dict) -> str:
@@ -104,7 +117,18 @@ def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
     return run_scores
 
 
+def tiny_params(overrides=TINY) -> dict:
+    """params.yaml as committed, each section updated by overrides[section]."""
+    return with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+
+
 def make_tiny_repo(repo, env, overrides=TINY):
     """A git + DVC repository with this project's pipeline and tiny params."""
-    params = with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
-    return project_repo(repo, env, params)
+    return project_repo(repo, env, tiny_params(overrides))
+
+
+def copy_repo(repo: Path, to: Path) -> Path:
+    """A copy of a git + DVC repository with its DVC cache and outputs, for a test that changes it: DVC hashes the
+    copied outputs again and finds them up to date."""
+    shutil.copytree(repo, to, symlinks=True)
+    return to

@@ -11,7 +11,7 @@ through DVC's own `dvc.utils.hydra.compose_and_dump` (called from the experiment
 which writes OmegaConf's YAML: no comments, block-style lists, `2.0e-05`. This module calls that same
 function with the same arguments, so the committed params.yaml is byte for byte what an experiment writes
 for the default profile, and an experiment leaves it unchanged unless a `-S` changed a value. `dvc repro`
-reads params.yaml as it is. The explanations of the values live as comments in conf/.
+reads params.yaml as it is. What a key means: docs/params.md; why a profile chose a value: its comments in conf/.
 """
 
 from __future__ import annotations

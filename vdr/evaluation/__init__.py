@@ -1,0 +1,1 @@
+"""Scoring: pytrec_eval metrics, TREC runs, reranking, significance, the report and its plots."""

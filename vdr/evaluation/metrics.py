@@ -78,15 +78,23 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def write_results(metrics_path: Path, runs_path: Path, metrics: dict, runs: dict, evalset) -> None:
-    """A stage's results: `metrics` with the held-out set's counts (every query not scored is counted) as JSON, and
-    one TREC run file per row in the folder `runs_path`, each written atomically."""
-    held_out = {
+def held_out_set(evalset) -> dict:
+    """The held-out set's counts, as every metrics file carries them: the queries scored (each in every mean), the
+    pages, and the queries not scored, by reason (vdr/data/evalset.py `skipped`)."""
+    return {
         "queries": len(evalset.query_ids),
         "pages": len(evalset.corpus_ids),
         "queries_not_scored": evalset.skipped,
     }
-    write_json(metrics_path, {**metrics, "held_out_set": held_out})
+
+
+def write_results(
+    metrics_path: Path, runs_path: Path, metrics: dict, runs: dict, evalset, extra: dict | None = None
+) -> None:
+    """A stage's results: `metrics` with the held-out set's counts (every query not scored is counted) and `extra`
+    (the comparisons between rows, the arithmetic that produced them) as JSON, and one TREC run file per row in the
+    folder `runs_path`, each written atomically."""
+    write_json(metrics_path, {**metrics, "held_out_set": held_out_set(evalset), **(extra or {})})
     with atomic_path(runs_path) as temporary:
         temporary.mkdir()
         for name, run in runs.items():

@@ -53,7 +53,38 @@ def results_table(metrics: dict, late: dict | None = None) -> str:
                 f"{metrics[s]['dims'][str(dim)]['ndcg@10']:.4f}" if s in metrics else "" for s in ("base", "finetuned")
             ]
             lines.append(f"| {dim} | {cells[0]} | {cells[1]} |")
+    if metrics.get("comparisons"):
+        lines += ["", comparisons_table(metrics["comparisons"], metrics.get("held_out_set", {}).get("queries"))]
+    if "precision" in metrics:
+        lines += ["", arithmetic_sentence(metrics["precision"])]
     return "\n".join(lines) + "\n"
+
+
+def comparisons_table(comparisons: dict, queries: int | None) -> str:
+    """Markdown: each system against its reference (vdr/evaluation/significance.py paired_comparisons)."""
+    lines = [
+        "| comparison | NDCG@10 difference | standard error | 95% interval | beyond noise |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in comparisons.items():
+        low, high = c["interval_95_low"], c["interval_95_high"]
+        lines.append(
+            f"| {name} | {c['difference']:+.4f} | {c['standard_error']:.4f} | [{low:+.4f}, {high:+.4f}] "
+            f"| {'yes' if c['beyond_noise'] else 'no'} |"
+        )
+    over = f" over the {queries} held-out queries" if queries else ""
+    return "\n".join(lines) + (
+        f'\n\nPaired per-query differences{over} (bootstrap interval, seeded); "no": within the held-out set\'s noise.'
+    )
+
+
+def arithmetic_sentence(precision: dict) -> str:
+    """Which arithmetic produced the numbers (metrics' `precision`, vdr/config/precision.py): the same run gives
+    other numbers, to about the third decimal, in the other arithmetic."""
+    if not precision["encode_bf16"]:
+        return "Encoding and reranking in float32."
+    native = "native on this machine" if precision["native_bf16"] else "emulated on this machine, several times slower"
+    return f"Encoding and reranking under bf16 autocast ({native})."
 
 
 def ndcg_by_dimension(metrics: dict) -> list[dict]:

@@ -1,6 +1,7 @@
 """Reranking an embedder's top-k with a CrossEncoder, fused with the retrieval score or alone, and scored.
 
-`rerank_and_score` is shared by the evaluate stages and `vdr-eval`.
+`rerank_and_score` is the reranking step of the evaluation driver (vdr/evaluation/driver.py), so the evaluate stages,
+`vdr-eval` and the benchmarks rerank alike.
 """
 
 from __future__ import annotations

@@ -19,13 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
-from vdr.io.beir import read_qrels
+from vdr.io.qrels import read_qrels
 
 
 def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
     """A TREC run file (qid Q0 docid rank score tag) as {query id: {doc id: score}}; a malformed line is named."""
+    return parse_trec_run(Path(path).read_text(encoding="utf-8"), path)
+
+
+def parse_trec_run(text: str, path: str | Path) -> dict[str, dict[str, float]]:
+    """read_trec_run of text already read (`path` names it in errors), e.g. a file at another git revision."""
     run: dict[str, dict[str, float]] = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -58,6 +63,35 @@ def paired_difference(a: dict[str, float], b: dict[str, float], resamples: int =
     }
 
 
+# each system row against its reference, as the evaluate stage reports them
+REFERENCES = {
+    "finetuned": "base",
+    "finetuned+reranker": "finetuned",
+    "finetuned+reranker_only": "finetuned",
+    "finetuned+base_reranker": "finetuned",
+    "finetuned+base_reranker_only": "finetuned",
+}
+
+
+def paired_comparisons(runs: dict[str, dict], qrels: dict[str, dict[str, int]]) -> dict[str, dict]:
+    """Each row of `runs` that has its reference row (REFERENCES) against it: the paired NDCG@10 difference, its
+    standard error, the bootstrap 95% interval and whether that interval excludes zero ("beyond_noise")."""
+    per_query = {name: per_query_ndcg(run, qrels) for name, run in runs.items()}
+    comparisons = {}
+    for name, reference in REFERENCES.items():
+        if name in per_query and reference in per_query:
+            result = paired_difference(per_query[reference], per_query[name])
+            low, high = result["interval_95"]
+            comparisons[f"{name} vs {reference}"] = {
+                "difference": result["mean"],
+                "standard_error": result["standard_error"],
+                "interval_95_low": low,  # two numbers, as `dvc metrics show` and `dvc exp show` take them
+                "interval_95_high": high,
+                "beyond_noise": low > 0 or high < 0,
+            }
+    return comparisons
+
+
 def queries_needed(standard_error: float, queries: int, target: float) -> int:
     """Queries for a standard error of target / 2, if the per-query spread stays as measured (the standard error
     shrinks as 1/sqrt(n))."""
@@ -66,8 +100,9 @@ def queries_needed(standard_error: float, queries: int, target: float) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m vdr.evaluation.significance", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m vdr.evaluation.significance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_a", type=Path, help="TREC run file of the reference system (e.g. the embedder)")
     parser.add_argument("run_b", type=Path, help="TREC run file of the system compared with it (e.g. reranked)")

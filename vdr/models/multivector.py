@@ -17,16 +17,8 @@ from pathlib import Path
 
 from vdr.models.adapters import load_adapter, transformer_folder
 from vdr.models.finite import model_name
-from vdr.models.loading import (
-    adapter_base,
-    check_model_source,
-    check_processor,
-    check_token_limit,
-    from_hub,
-    loading_kwargs,
-    require_images,
-    resolve_model,
-)
+from vdr.models.loading import adapter_base, check_processor, check_token_limit, require_images
+from vdr.models.sources import check_model_source, from_hub, loading_kwargs, resolve_model
 
 LATE_INTERACTION_TYPES = ("MultiVectorEncoder", "ColBERT")  # config_sentence_transformers.json model_type
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from vdr.io.files import write_json
-from vdr.training.launch import is_main_process
+from vdr.training.nodes import is_main_process
 
 FINGERPRINT = "fingerprint.json"
 
@@ -62,11 +62,12 @@ class Checkpoints:
     """The checkpoints folder of one training stage.
 
     params: the parameter sections the run depends on (pydantic sections or plain values);
-    inputs: the files and folders it reads (training data, the stage's own code).
+    inputs: the files and folders it reads (training data, the stage's own code);
+    section: the params.yaml section of the stage's training settings, named when the run diverges.
     """
 
-    def __init__(self, folder: Path, live_dir: Path, params: dict, inputs: list[Path]):
-        self.folder, self.live_dir = Path(folder), Path(live_dir)
+    def __init__(self, folder: Path, live_dir: Path, params: dict, inputs: list[Path], section: str | None = None):
+        self.folder, self.live_dir, self.section = Path(folder), Path(live_dir), section
         plain = {
             name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
             for name, value in params.items()

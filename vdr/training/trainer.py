@@ -12,7 +12,7 @@ and the evaluator, then
     train(SentenceTransformerTrainer, model, args, dataset, loss, evaluator, checkpointing)
     save(model, paths.output, checkpointing, adapter)  # adapter: vdr/training/lora.py prepare (None: full finetuning)
 
-The fields both stages share (params.yaml: vdr/config/params.py `Training`) map to the same Trainer arguments
+The fields both stages share (params.yaml: vdr/config/training.py `Training`) map to the same Trainer arguments
 here, so the two stages cannot drift apart.
 
 A run that diverges fails its stage (vdr/models/finite.py): the first NaN or infinite logged loss or gradient
@@ -30,14 +30,14 @@ from datasets import Dataset, Features, Image, Value
 from sentence_transformers.base.sampler import BatchSamplers
 from transformers import TrainerCallback
 
-from vdr.config.params import Training
+from vdr.config.training import Training
 from vdr.deps import LOCK_FILE, code_files
 from vdr.io.files import atomic_path
 from vdr.io.tables import is_binary, read_table, require_columns
 from vdr.models.finite import NotFiniteError, not_finite_logs, not_finite_weights
 from vdr.training.checkpoints import Checkpoints
-from vdr.training.launch import is_main_process
 from vdr.training.lora import Adapter, adapter_trainer, has_adapter, write_model
+from vdr.training.nodes import is_main_process
 
 BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_sampler
     "batch_sampler": BatchSamplers.BATCH_SAMPLER,
@@ -74,12 +74,9 @@ def resumable(folder: Path, live_dir: Path, params: dict, data: list[Path], scri
     root = Path(script).resolve().parents[1]  # the repository holding stages/
     code = [root / path for path in code_files(Path(script).resolve().relative_to(root), root)]
     lock = [root / LOCK_FILE] if (root / LOCK_FILE).exists() else []
-    checkpoints = Checkpoints(folder, live_dir, params, [*data, *code, *lock])
     # the params.yaml section of the stage (train_embedder, train_reranker), named when the run diverges
-    checkpoints.stage = next(
-        (name for name, value in params.items() if isinstance(value, Training)), Path(script).stem
-    )
-    return checkpoints
+    section = next((name for name, value in params.items() if isinstance(value, Training)), Path(script).stem)
+    return Checkpoints(folder, live_dir, params, [*data, *code, *lock], section)
 
 
 def divergence_hint(stage: str | None, section: dict) -> str:
@@ -99,8 +96,8 @@ def divergence_hint(stage: str | None, section: dict) -> str:
 
 def _hint(checkpointing: Checkpoints) -> str:
     """The divergence hint of the stage whose params.yaml section `resumable` recorded, with that section's values."""
-    stage = getattr(checkpointing, "stage", None)
-    return divergence_hint(stage, checkpointing.fingerprint["params"].get(stage, {}))
+    section = checkpointing.section
+    return divergence_hint(section, checkpointing.fingerprint["params"].get(section, {}))
 
 
 class StopWhenDiverged(TrainerCallback):

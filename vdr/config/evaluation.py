@@ -1,0 +1,71 @@
+"""The `evaluate`, `encode` and `search` sections: held-out scoring, where encoding runs, the memory bound."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from vdr.config.precision import resolve_bf16
+from vdr.config.section import Section
+
+
+class Evaluate(Section):
+    max_seq_length: int | None = Field(ge=8, description="Token limit when encoding; null: the model's own.")
+    batch_size: int = Field(ge=1, description="Inputs per encoding and reranking batch.")
+    top_k: int = Field(ge=1, description="The finetuned embedder's top-k pages are reranked.")
+    fusion_weight: float = Field(1.0, ge=0, le=1, description="The reranker's weight in the fused score; 1: it alone.")
+    base_reranker: bool = Field(False, description="Also rerank with models.reranker as it is (a trained reranker).")
+    dims: list[int] = Field(min_length=1, description="The Matryoshka dimensions scored.")
+
+    @model_validator(mode="after")
+    def _dims(self):
+        if any(d <= 0 for d in self.dims):
+            raise ValueError("dims must be positive")
+        return self
+
+
+DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu|npu)(:\d+)?)$")  # a torch device name, as sentence-transformers takes it
+
+
+def check_devices(value, key: str | None = None, lists: str = "[cuda:0, cuda:1] or [cpu, cpu]"):
+    """`auto`, or a non-empty list of torch device names; otherwise ValueError (naming `key` when given)."""
+    if value == "auto":
+        return value
+    where = f"{key}: " if key else ""
+    example = f"auto, or a list of devices such as {lists}"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{where}must be {example}; got {value!r}")
+    bad = [device for device in value if not (isinstance(device, str) and DEVICE.match(device))]
+    if bad:
+        raise ValueError(f"{where}{bad[0]!r} is not a device name (cpu, cuda:N, mps, xpu:N, npu:N); must be {example}")
+    return list(value)
+
+
+class Encode(Section):
+    """Where and how the embedders encode and the reranker scores (embed_base, mine, mine_reranker, evaluate, and
+    evaluate_multivector): vdr/retrieval/devices.py."""
+
+    devices: Union[Literal["auto"], list[str]] = Field(
+        "auto", description="auto: every visible CUDA device when 2 or more; or a list, one process each: [cpu, cpu]."
+    )
+    bf16: bool | Literal["auto"] = Field(
+        False, description="Encode and rerank under bf16 autocast (weights, outputs float32); auto: where native."
+    )
+
+    @field_validator("bf16")
+    @classmethod
+    def _bf16(cls, value):
+        return resolve_bf16(value)  # vdr/config/precision.py: auto -> what this machine computes natively
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, value):
+        return check_devices(value)
+
+
+class Search(Section):
+    """Exact search (vdr/retrieval/search.py) and page embeddings in bounded memory (mine, mine_reranker, evaluate)."""
+
+    max_memory_mb: float = Field(1024, gt=0, description="MiB for page embeddings; more go to a temporary memmap.")

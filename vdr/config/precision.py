@@ -1,0 +1,59 @@
+"""`bf16: auto`: bf16 where the hardware computes it natively, float32 where it would be emulated.
+
+On a CPU without AVX512-BF16 or AMX (most laptops, many cloud CPUs: AVX2 only) torch emulates bf16 autocast,
+several times slower than float32 (docs/timing.md); a CUDA GPU of the Ampere generation or newer computes it
+natively. `auto` resolves once, when params.yaml is read, to what this machine does natively; true and false
+force it. The resolved value is what the stages use and what the results record.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+# oneDNN's instruction-set caps below its first bf16 one (ONEDNN_MAX_CPU_ISA); ATen's (ATEN_CPU_CAPABILITY) likewise
+ONEDNN_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+ATEN_BELOW_BF16 = ("default", "avx2")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not there."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def native_bf16_cpu(flags: set[str] | None = None, environ=os.environ) -> bool:
+    """Whether the CPU computes bf16 natively, and no instruction-set cap of the process hides it."""
+    flags = cpu_flags() if flags is None else flags
+    if environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ONEDNN_BELOW_BF16:
+        return False
+    if environ.get("ATEN_CPU_CAPABILITY", "").lower() in ATEN_BELOW_BF16:
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def nvidia_device() -> bool:
+    """Whether an NVIDIA GPU may be visible, decided without importing torch (reading params stays light)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return "torch" in sys.modules or Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
+
+
+def native_bf16() -> bool:
+    """Whether the device the stages run on computes bf16 natively: the CUDA GPU when there is one, else the CPU."""
+    if nvidia_device():
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.is_bf16_supported()
+    return native_bf16_cpu()
+
+
+def resolve_bf16(setting: bool | str) -> bool:
+    """true/false as given; `auto` -> native_bf16()."""
+    return native_bf16() if setting == "auto" else bool(setting)
