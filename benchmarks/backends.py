@@ -60,6 +60,7 @@ import numpy as np
 
 from vdr.config.params import load_params
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
@@ -443,8 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{evalset}; {threads} threads of {os.cpu_count()} CPU cores; {versions}", flush=True)
 
     # 3. The embedder on each backend: torch fp32 as evaluate loads it, the others from its cached exports
-    folder = Path(resolve_model(str(args.embedder), "--embedder"))
-    model = load_embedder(str(folder), params.models, max_seq_length=evaluate.max_seq_length, key="--embedder")
+    with fields_under("--embedder"):
+        folder = Path(resolve_model(str(args.embedder)))
+    with fields_as({"embedder": "--embedder"}):
+        model = load_embedder(str(folder), params.models, max_seq_length=evaluate.max_seq_length)
     encoders = runners(model, folder, backends, args, threads, reranker=False)
 
     # 4. Queries and pages encoded on each backend (in this process, float32, as a DenseRetriever outside its
@@ -471,19 +474,21 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. The reranker on each backend, over torch fp32's top evaluate.top_k, interleaved, best of --repeats
     if not args.no_reranker:
-        folder = Path(resolve_model(str(args.reranker), "--reranker"))
+        with fields_under("--reranker"):
+            folder = Path(resolve_model(str(args.reranker)))
+        with fields_under("models"):
+            baseline = load_reranker(str(folder), params.models)
         rerankers = {
             name: Recording(reranker)
-            for name, reranker in runners(
-                load_reranker(str(folder), params.models), folder, backends, args, threads, reranker=True
-            ).items()
+            for name, reranker in runners(baseline, folder, backends, args, threads, reranker=True).items()
         }
         cost, scored = {name: float("inf") for name in rerankers}, {}
         for repeat in range(args.repeats):
             for name, reranker in rerankers.items():
-                metrics = evaluation.rerank(
-                    "reranked", reranker, BASELINE, evaluate.top_k, evaluate.fusion_weight, evaluate.batch_size
-                )
+                with fields_under("evaluate"):
+                    metrics = evaluation.rerank(
+                        "reranked", reranker, BASELINE, evaluate.top_k, evaluate.fusion_weight, evaluate.batch_size
+                    )
                 cost[name] = min(cost[name], metrics["reranked"]["ms_per_query"])
                 scored[name] = metrics
                 print(f"  run {repeat + 1}: {name}: {cost[name]:.1f} ms/query so far", flush=True)

@@ -39,6 +39,7 @@ def compute(pages: int, output: Path) -> None:
 
     from vdr.config.params import load_params
     from vdr.data.evalset import EvalSet
+    from vdr.errors import fields_under
     from vdr.models.loading import load_embedder
 
     if "VDR_THREADS" in os.environ:
@@ -46,13 +47,15 @@ def compute(pages: int, output: Path) -> None:
     params = load_params("params.yaml")
     texts = EvalSet.load("data/pages/eval").documents("text")[:pages]
     results = {}
-    model = load_embedder(params.models.embedder, params.models, max_seq_length=128)
+    with fields_under("models"):
+        model = load_embedder(params.models.embedder, params.models, max_seq_length=128)
     results["encode float32"] = model.encode_document(texts, batch_size=32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         results["encode bf16 autocast"] = model.encode_document(texts, batch_size=32)
     for precision in ("float32", "bf16 autocast"):
         torch.manual_seed(0)
-        model = load_embedder(params.models.embedder, params.models, max_seq_length=128)
+        with fields_under("models"):
+            model = load_embedder(params.models.embedder, params.models, max_seq_length=128)
         model.train()
         loss = MultipleNegativesRankingLoss(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

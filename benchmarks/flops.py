@@ -8,9 +8,9 @@
    flags that decide the kernels (AVX-512, AVX-512 BF16, AMX) and the oneDNN kernel a bfloat16 matmul runs.
 2. Each training stage as params.yaml sets it up, built with the stage's own functions (the model loader, the
    dataset, the loss, the shared training arguments) and trained by its Trainer for warm-up + --steps steps:
-   train_embedder (MatryoshkaLoss over CachedMultipleNegativesRankingLoss) with bf16 off and on, train_reranker
-   (CrossEncoder, BinaryCrossEntropyLoss) as params.yaml sets bf16. One run counts every step's FLOPs with
-   torch.utils.flop_counter.FlopCounterMode (forward, backward and the cached loss's extra forward; the counter
+   train_embedder (MatryoshkaLoss over MultipleNegativesRankingLoss, cached or plain) with bf16 off and on,
+   train_reranker (CrossEncoder, BinaryCrossEntropyLoss) as params.yaml sets bf16. One run counts every step's FLOPs
+   with torch.utils.flop_counter.FlopCounterMode (forward, backward and the cached loss's extra forward; the counter
    slows the step, so that run is not timed); --repeats more runs on the same batches (same seed) time each step,
    from the Trainer's step begin to its step end: forward, backward, gradient clipping, optimizer. The first of
    them profiles one extra step (torch.profiler, top operators by self CPU time).
@@ -168,19 +168,28 @@ def top_operators(profiler, limit: int) -> list[tuple[str, float, float]]:
 def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: Path):
     """train_embedder's trainer, built as stages/train_embedder.py builds it, with bf16 as given."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
 
+    from vdr.errors import fields_under
     from vdr.models.loading import load_embedder
     from vdr.training.lora import prepare
     from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
-    model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
+    with fields_under("models"):
+        model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     prepare(model, config, params.models.embedder, "train_embedder")
     dataset = read_triplets(MINED, config.max_train_samples)
-    inner_loss = CachedMultipleNegativesRankingLoss(
-        model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
-    )
+    if config.mini_batch_size is None:  # as stages/train_embedder.py builds it
+        inner_loss = MultipleNegativesRankingLoss(model, gather_across_devices=config.gather_across_devices)
+    else:
+        inner_loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
+        )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
     args = training_arguments(
         SentenceTransformerTrainingArguments,
@@ -198,6 +207,7 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import set_seed
 
+    from vdr.errors import fields_under
     from vdr.io.tables import read_table
     from vdr.models.reranker import keep_first_layers, load_reranker
     from vdr.training.lora import prepare
@@ -206,8 +216,10 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
 
     config = params.train_reranker.model_copy(update={"bf16": bf16})
     set_seed(config.seed)
-    model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
-    keep_first_layers(model, config.num_layers)
+    with fields_under("models"):
+        model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
+    with fields_under("train_reranker"):
+        keep_first_layers(model, config.num_layers)
     prepare(model, config, params.models.reranker, "train_reranker")
     table = read_table(MINED_RERANKER)
     training = table.slice(0, table.num_rows - config.eval_queries)  # the stage holds the last rows out

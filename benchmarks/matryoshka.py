@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_as
 from vdr.evaluation.driver import Evaluation
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
@@ -40,13 +41,15 @@ def main() -> None:
     qrels = {q: full.qrels[q] for q in query_ids}
     evalset = EvalSet(full.folder, full.corpus.take(keep), ids, query_ids, query_texts, qrels)
     texts = evalset.documents("text")
-    model = load_embedder(args.model, max_seq_length=args.max_seq_length)
+    with fields_as({"embedder": "--model"}):
+        model = load_embedder(args.model, max_seq_length=args.max_seq_length)
     print(f"{len(query_ids)} queries, {len(ids)} pages, {len(dims)} dimensions")
 
     # 2. One pass: encode once, truncate and renormalise per dimension
     evaluation = Evaluation(evalset, texts)
     started = time.perf_counter()
-    one_pass = evaluation.dense("one pass", DenseRetriever(model, args.batch_size), dims)
+    with fields_as({"dims": "--dims"}):
+        one_pass = evaluation.dense("one pass", DenseRetriever(model, args.batch_size), dims)
     one_pass_seconds = time.perf_counter() - started
 
     # 3. The reference way: re-encode queries and corpus with truncate_dim for every dimension

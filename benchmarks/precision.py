@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-CAPPED = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+from vdr.config.precision import AVX2_ONLY, native_bf16_cpu
 
 WORKER = r"""
 import json, sys, time, contextlib
@@ -56,7 +56,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "capability": torch.
 def measure(work: str, precision: str, capped: bool, pages: int) -> tuple[float, str]:
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())))
     if capped:
-        env.update(CAPPED)
+        env.update(AVX2_ONLY)
     out = subprocess.run(
         [sys.executable, "-c", WORKER, work, precision, str(pages)], env=env, capture_output=True, text=True
     )
@@ -71,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    from vdr.config.precision import native_bf16_cpu
 
-    print(f"native bf16 on this CPU: {native_bf16_cpu()}; capped process: {native_bf16_cpu(environ=CAPPED)}")
+    print(f"native bf16 on this CPU: {native_bf16_cpu()}; capped process: {native_bf16_cpu(environ=AVX2_ONLY)}")
     print(f"{'work':<16}{'instruction set':<22}{'float32 s':>11}{'bf16 s':>9}{'bf16 / float32':>16}")
     for work, label in (("encode", f"encode {args.pages}"), ("step", "training step")):
         for capped in (False, True):

@@ -30,6 +30,7 @@ from vdr.config.precision import native_bf16
 from vdr.config.section import read_params
 from vdr.data.folder import folder_fingerprint
 from vdr.data.ocr import tesseract_version
+from vdr.errors import fields_under
 from vdr.io.files import write_json
 from vdr.models.sources import check_model_source, loading_kwargs, resolve_model
 from vdr.publish.hub import hub_token
@@ -50,8 +51,9 @@ def check_models(params) -> None:
     """Every model params.yaml names can be found here, and its loading arguments can be honoured."""
     for key in ("embedder", "reranker"):
         name = getattr(params.models, key)
-        path = resolve_model(name, f"models.{key}")  # a `pkg:` model's wheel must be installed
-        check_model_source(name, path, f"models.{key}")  # a local folder must exist, as the loaders check
+        with fields_under(f"models.{key}"):
+            path = resolve_model(name)  # a `pkg:` model's wheel must be installed
+            check_model_source(name, path)  # a local folder must exist, as the loaders check
     loading_kwargs(params.models)  # flash_attention_2 without a GPU or flash-attn stops here
 
 
@@ -62,7 +64,8 @@ def check_environment(params) -> None:
     screenshots = params.fetch.source in ("hub", "local")  # pages arrive as images, with no text layer
     if params.models.page_input == "text" and screenshots:
         tesseract_version()  # a text model reads screenshot pages through OCR
-    resolve_devices(params.encode.devices)  # a listed device this machine lacks (cuda:1 on one GPU) stops here
+    with fields_under("encode"):
+        resolve_devices(params.encode.devices)  # a listed device this machine lacks (cuda:1 on one GPU) stops here
     for section in ("train_embedder", "train_reranker"):  # several nodes: the rank and node 0 from the scheduler
         training = getattr(params, section)
         node_setup(training.num_nodes, training.rdzv_endpoint, section)
@@ -73,7 +76,8 @@ def outside_inputs(params) -> dict:
     if params.fetch.source not in ("documents", "local"):
         return {}
     documents_only = params.fetch.source == "documents"
-    return {"fetch.path": folder_fingerprint(Path(params.fetch.path), documents_only)}
+    with fields_under("fetch"):
+        return {"fetch.path": folder_fingerprint(Path(params.fetch.path), documents_only)}
 
 
 BF16_KEYS = ("encode.bf16", "train_embedder.bf16", "train_reranker.bf16", "train_multivector.bf16")

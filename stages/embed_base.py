@@ -21,6 +21,7 @@ from vdr.config.evaluation import Encode, Evaluate, Search
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_under
 from vdr.io.files import atomic_path
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
@@ -44,7 +45,8 @@ def main(paths: Paths) -> None:
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
     # 2. The base embedder, one encoding pass at full size, on every device of the pool, into a temporary folder
-    model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)
+    with fields_under("models"):
+        model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)
     with (
         Spill(params.search.max_memory_mb) as spill,  # its bound decides; the file is corpus.npy itself
         atomic_path(paths.output) as temporary,
@@ -53,7 +55,7 @@ def main(paths: Paths) -> None:
         retriever = DenseRetriever(
             model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
         )
-        with retriever.encoding():
+        with fields_under("encode"), retriever.encoding():  # a device that is not here: encode.devices
             query_embeddings = retriever.encode_queries(evalset.query_texts)
             corpus_embeddings = retriever.index(documents, out=temporary / "corpus.npy")
 

@@ -27,6 +27,7 @@ from vdr.config.models import Models
 from vdr.config.precision import native_bf16
 from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.plots import ndcg_by_dimension_svg
 from vdr.evaluation.report import ndcg_by_dimension, results_report
@@ -61,7 +62,8 @@ def main(paths: Paths) -> None:
     params = load_sections(paths.params, models=Models, evaluate=Evaluate, encode=Encode, search=Search)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
-    check_rerank_depth(evaluate.top_k, len(evalset.corpus_ids), "evaluate.top_k")  # before any encoding
+    with fields_under("evaluate"):
+        check_rerank_depth(evaluate.top_k, len(evalset.corpus_ids))  # before any encoding
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
     # 2. Base embedder from its embeddings (the embed_base stage), finetuned embedder in one encoding pass; both
@@ -71,33 +73,33 @@ def main(paths: Paths) -> None:
         base = load_embeddings(
             paths.base_embeddings, evalset.query_ids, evalset.corpus_ids, encoding_settings(params), stage="embed_base"
         )
-        evaluation.embeddings("base", DenseRetriever(spill=spill), *base, evaluate.dims)
-        model = load_embedder(
-            str(paths.embedder),
-            params.models,
-            max_seq_length=evaluate.max_seq_length,
-            key="models/embedder (finetuned)",
-        )
+        with fields_under("evaluate"):
+            evaluation.embeddings("base", DenseRetriever(spill=spill), *base, evaluate.dims)
+        with fields_as({"embedder": "models/embedder (finetuned)"}):
+            model = load_embedder(str(paths.embedder), params.models, max_seq_length=evaluate.max_seq_length)
         retriever = DenseRetriever(
             model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
         )
-        evaluation.dense("finetuned", retriever, evaluate.dims)
+        with fields_as({"dims": "evaluate.dims", "devices": "encode.devices"}):
+            evaluation.dense("finetuned", retriever, evaluate.dims)
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked
     rerankers = {"finetuned+reranker": str(paths.reranker)}
     if evaluate.base_reranker:
         rerankers["finetuned+base_reranker"] = params.models.reranker
     for name, reranker in rerankers.items():
-        cross_encoder = load_reranker(reranker, params.models)
-        evaluation.rerank(
-            name,
-            cross_encoder,
-            "finetuned",
-            evaluate.top_k,
-            evaluate.fusion_weight,
-            evaluate.batch_size,
-            bf16=params.encode.bf16,
-        )
+        with fields_under("models"):
+            cross_encoder = load_reranker(reranker, params.models)
+        with fields_under("evaluate"):
+            evaluation.rerank(
+                name,
+                cross_encoder,
+                "finetuned",
+                evaluate.top_k,
+                evaluate.fusion_weight,
+                evaluate.batch_size,
+                bf16=params.encode.bf16,
+            )
     metrics = evaluation.rows
     for name, row in metrics.items():
         cost = f" ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})" if "ms_per_query" in row else ""
@@ -105,7 +107,8 @@ def main(paths: Paths) -> None:
 
     # 4. Metrics, run files, plots, report with its picture
     precision = {"encode_bf16": params.encode.bf16, "native_bf16": native_bf16()}  # encode.bf16 as resolved
-    comparisons = paired_comparisons(evaluation.runs, evalset.qrels)  # each row against its reference
+    # each row against its reference, each Matryoshka dimension against the full size
+    comparisons = paired_comparisons(evaluation.runs, evalset.qrels, evaluation.dimension_runs)
     evaluation.write(paths.metrics, paths.runs, {"comparisons": comparisons, "precision": precision})
     plot_rows = ndcg_by_dimension(metrics)
     write_json(paths.plots, plot_rows)

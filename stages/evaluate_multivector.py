@@ -28,6 +28,7 @@ from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.io.files import atomic_path, write_json
 from vdr.models.multivector import load_multivector
@@ -73,10 +74,12 @@ def main(paths: Paths) -> None:
         "multivector_finetuned": (str(paths.model), "models/multivector (finetuned)"),
     }
     evaluation = Evaluation(evalset, documents)
-    for name, (source, key) in models.items():
-        model = load_multivector(
-            source, params.models, projection_dim=config.projection_dim, seed=config.seed, key=key, **lengths
-        )
+    for name, (source, label) in models.items():
+        names = {"embedder": label, **{length: f"train_multivector.{length}" for length in lengths}}
+        with fields_as(names):  # errors name the model by its label, its token limits as train_multivector's
+            model = load_multivector(
+                source, params.models, projection_dim=config.projection_dim, seed=config.seed, **lengths
+            )
         retriever = MultiVectorRetriever(
             model,
             config.encode_batch_size,
@@ -95,15 +98,18 @@ def main(paths: Paths) -> None:
     # 3. The finetuned reranker over the finetuned multi-vector model's top evaluate.top_k, as evaluate reranks the
     #    dense embedder's: fused at evaluate.fusion_weight, and its order alone
     evaluate = params.evaluate
-    scored = evaluation.rerank(
-        "multivector_finetuned+reranker",
-        load_reranker(str(paths.reranker), params.models),
-        "multivector_finetuned",
-        evaluate.top_k,
-        evaluate.fusion_weight,
-        evaluate.batch_size,
-        bf16=params.encode.bf16,
-    )
+    with fields_under("models"):
+        reranker = load_reranker(str(paths.reranker), params.models)
+    with fields_under("evaluate"):
+        scored = evaluation.rerank(
+            "multivector_finetuned+reranker",
+            reranker,
+            "multivector_finetuned",
+            evaluate.top_k,
+            evaluate.fusion_weight,
+            evaluate.batch_size,
+            bf16=params.encode.bf16,
+        )
     for name, row in scored.items():
         print(f"{name}: ndcg@10 {row['ndcg@10']:.4f} ({row['ms_per_query']:.0f} ms/query at top {row['top_k']})")
 

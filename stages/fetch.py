@@ -18,6 +18,7 @@ from vdr.config.fetch import Fetch
 from vdr.config.section import load_sections
 from vdr.data.layout import write_layout
 from vdr.data.sources import SOURCES
+from vdr.errors import fields_under
 from vdr.io.files import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
 
@@ -37,7 +38,8 @@ def main(paths: Paths) -> None:
     # 2. The raw corpus in the source's layout, written atomically, with that layout declared for render
     with atomic_path(paths.output) as raw:
         raw.mkdir()
-        metrics = source.fetch(params, raw)
+        with fields_under("fetch"):  # e.g. your documents' folder: fetch.path
+            metrics = source.fetch(params, raw)
         write_layout(raw, params.source, source.layout)
 
     # 3. Counts and where the data came from

@@ -10,10 +10,13 @@ With fetch.source: documents (generate.backend openai or transformers, vdr/data/
      prompt, settings) in $VDR_GENERATE_CACHE or ~/.cache/vdr/generate, so a killed or repeated run never asks
      twice; the API key (OPENAI_API_KEY) is read from the environment only
   2. a page whose requests kept failing, or whose answer held no usable query, is counted (or, with
-     generate.on_bad_page: error, stops the stage, named)
-  3. filters, each counted in metrics/generate.json: too short or long, duplicate, readable verbatim on its own
-     page, and (generate.consistency_top_k) a training query whose page the base embedder does not rank in the top
-     k of all training pages (round-trip consistency, as InPars and Promptagator filter)
+     generate.on_bad_page: error, stops the stage, named); when every page failed (a wrong key, model name or URL),
+     the stage stops saying so, with the failures' causes (HTTP status) and what to check. Whenever it stops here or
+     in 3, metrics/generate.json is written first, with the counts and why it stopped
+  3. filters, each counted in metrics/generate.json: too short or long, not a question (an instruction to a model,
+     a shell command, code), duplicate, readable verbatim on its own page, and (generate.consistency_top_k) a
+     training query whose page the base embedder does not rank in the top k of all training pages (round-trip
+     consistency, as InPars and Promptagator filter)
   4. data/pages: train/ one row per kept (query, page); eval/ the BEIR layout: every page of the held-out
      documents as the corpus, their kept queries, and qrels (each query's own page)
 Any other source (generate.backend: none): data/rendered is data/pages, file for file (hard links where possible).
@@ -29,7 +32,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import requests
 
 from vdr.config.evaluation import Encode, Search
 from vdr.config.generate import Generate
@@ -40,16 +42,20 @@ from vdr.config.section import load_sections
 from vdr.data.corpus import query_on_page, stable_rank
 from vdr.data.querygen import (
     DEFAULT_PROMPT,
+    SERVER_HINT,
     OpenAIChat,
     Page,
     ResponseCache,
     Settings,
     TransformersChat,
+    every_page_failed,
+    failure_causes,
     filter_queries,
     generate_queries,
     problems,
 )
 from vdr.data.reading import read_pages
+from vdr.errors import fields_under
 from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
 from vdr.io.qrels import write_qrels
@@ -125,10 +131,35 @@ def main(paths: Paths) -> None:
     generated = {
         split: generate_queries(pages[split], backend, settings, cache, generate.concurrency) for split in pages
     }
-    bad_pages = problems(generated["train"] + generated["eval"], generate.on_bad_page)
-
-    # 3. Filters, each counted: length and duplicates, verbatim on the page, round-trip consistency (training)
+    everything = generated["train"] + generated["eval"]
     counts, kept = {}, {}
+    metrics = {
+        "backend": generate.backend,
+        "model": generate.model,
+        "prompt_sha256": hashlib.sha256(settings.prompt.encode()).hexdigest(),
+        "pages_asked": {split: len(asked[split]) for split in asked},
+        "answers_from_cache": sum(item.cached for item in everything),
+        "pages_without_queries": dict(problems(everything, "skip")),
+        "failure_causes": failure_causes(everything),
+        "queries": counts,
+    }
+
+    def stop(error: Exception) -> Exception:
+        """`error`, once metrics/generate.json holds the counts so far and the reason: a stage that stops here
+        leaves them to look at."""
+        write_json(paths.metrics, {**metrics, "stopped": str(error)})
+        return error
+
+    hint = SERVER_HINT if generate.backend == "openai" else "check generate.model and its memory (generate.batch_size)"
+    failed_everywhere = every_page_failed(everything, hint)
+    if failed_everywhere:
+        raise stop(RuntimeError(f"{failed_everywhere}; the counts are in {paths.metrics}"))
+    try:
+        problems(everything, generate.on_bad_page)
+    except RuntimeError as error:
+        raise stop(error) from None
+
+    # 3. Filters, each counted: length, not a query, duplicates, verbatim on the page, round-trip consistency
     for split in ("train", "eval"):
         pairs, counts[split] = filter_queries(generated[split], generate.min_query_chars, generate.max_query_chars)
         del counts[split]["kept"]  # counted again after the filters below
@@ -144,9 +175,13 @@ def main(paths: Paths) -> None:
         counts[split]["kept"] = len(pairs)
         kept[split] = pairs
         if not pairs:
-            raise ValueError(
-                f"generate: no {split} query is left after the filters ({counts[split]}); see metrics/generate.json "
-                "and check the model's answers (generate.model, generate.prompt) or loosen the filters"
+            failed = sum(item.problem == "failed" for item in generated[split])
+            failures = f"; {failed} {split} page(s) failed ({failure_causes(generated[split])})" if failed else ""
+            raise stop(
+                ValueError(
+                    f"no {split} query is left after the filters ({counts[split]}{failures}); see {paths.metrics} "
+                    "and check the model's answers (generate.model, generate.prompt) or loosen the filters"
+                )
             )
 
     # 4. Write data/pages atomically: training pairs, and the held-out set in the BEIR layout
@@ -167,22 +202,8 @@ def main(paths: Paths) -> None:
         )
         write_qrels(folder / "eval" / "qrels.tsv", {q: {page: 1} for q, (page, _) in zip(query_ids, kept["eval"])})
 
-    prompt_sha = hashlib.sha256(settings.prompt.encode()).hexdigest()
-    write_json(
-        paths.metrics,
-        {
-            "backend": generate.backend,
-            "model": generate.model,
-            "prompt_sha256": prompt_sha,
-            "pages_asked": {split: len(asked[split]) for split in asked},
-            "answers_from_cache": sum(item.cached for split in generated for item in generated[split]),
-            "pages_without_queries": dict(bad_pages),
-            "queries": counts,
-            "train_pairs": len(kept["train"]),
-            "eval_queries": len(kept["eval"]),
-            "eval_pages": corpus.num_rows,
-        },
-    )
+    sizes = {"train_pairs": len(kept["train"]), "eval_queries": len(kept["eval"]), "eval_pages": corpus.num_rows}
+    write_json(paths.metrics, {**metrics, **sizes})
     print(f"kept {len(kept['train'])} training queries, {len(kept['eval'])} held-out queries; {counts}")
 
 
@@ -203,7 +224,8 @@ def as_pages(table: pa.Table, rows: list[int]) -> list[Page]:
 
 def make_backend(generate, needed: bool):
     """The model that writes the queries: none when every answer is cached (nothing is loaded or asked); an openai
-    server is reached once first, so that a wrong URL stops the stage at once."""
+    server is reached once first (GET /models, with the key), so that a wrong URL or a refused key stops the stage
+    at once, and a model name the server does not list is warned about."""
     if not needed:
         return None
     if generate.backend == "transformers":
@@ -211,20 +233,20 @@ def make_backend(generate, needed: bool):
     chat = OpenAIChat(
         generate.base_url, generate.model, timeout_s=generate.timeout_s, max_retries=generate.max_retries
     )
-    if needed:
-        try:
-            requests.get(generate.base_url.rstrip("/") + "/models", timeout=min(generate.timeout_s, 30))
-        except requests.RequestException as error:
-            raise ConnectionError(
-                f"generate.base_url: nothing answers at {generate.base_url} ({type(error).__name__}); start the "
-                "OpenAI-compatible server there, or set -S generate.base_url=URL"
-            ) from None
+    listed = chat.probe()
+    if listed and generate.model not in listed:
+        shown = ", ".join(repr(name) for name in listed[:10]) + (", ..." if len(listed) > 10 else "")
+        print(
+            f"warning: generate.model {generate.model!r} is not among the models {generate.base_url} lists "
+            f"({shown}); if every page fails, set -S generate.model=NAME"
+        )
     return chat
 
 
 def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Paths, split: str) -> list:
     """The (page, query) pairs whose page the base embedder ranks in the top k of all `pages` for the query."""
-    model = load_embedder(params.models.embedder, params.models, max_seq_length=params.mine.max_seq_length)
+    with fields_under("models"):
+        model = load_embedder(params.models.embedder, params.models, max_seq_length=params.mine.max_seq_length)
     where = paths.rendered / split
     documents = read_pages(pages, params.models.page_input, where, paths.ocr_cache, paths.ocr_workers, decode=False)
     read = decode_image if params.models.page_input == "image" else None
@@ -233,7 +255,7 @@ def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Pat
         retriever = DenseRetriever(
             model, params.mine.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
         )
-        with retriever.encoding():
+        with fields_under("encode"), retriever.encoding():  # a device that is not here: encode.devices
             query_embeddings = retriever.encode_queries([query for _, query in pairs])
             page_embeddings = retriever.index(documents, read=read)
         ranked, _ = retriever.search(query_embeddings, page_embeddings, top_k)  # within search.max_memory_mb

@@ -33,6 +33,7 @@ from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.data.reading import read_pages
+from vdr.errors import fields_under
 from vdr.io.files import atomic_path, write_json
 from vdr.io.images import decode_image
 from vdr.io.tables import read_table, require_columns
@@ -92,7 +93,8 @@ def main(paths: Paths) -> None:
         columns.update({f"negative_{j + 1}": train[given[j]].to_pylist() for j in range(mine.num_negatives)})
         mined = Dataset.from_dict(columns)
     else:
-        model = load_embedder(embedder, params.models, max_seq_length=mine.max_seq_length)
+        with fields_under("models"):
+            model = load_embedder(embedder, params.models, max_seq_length=mine.max_seq_length)
         set_seed(mine.seed)  # sampling_strategy: random draws from torch's generator
         if params.models.page_input == "image":
             with Spill(params.search.max_memory_mb, paths.output.parent) as spill:
@@ -145,7 +147,7 @@ def mine_image_negatives(
     first_row = {page_id: row for row, page_id in reversed(list(enumerate(page_ids)))}
     unique_pages = [pages[first_row[page_id]] for page_id in corpus]
     retriever = DenseRetriever(model, mine.batch_size, devices=devices, bf16=bf16, spill=spill)
-    with retriever.encoding():
+    with fields_under("encode"), retriever.encoding():  # a device that is not here: encode.devices
         query_embeddings = retriever.encode_queries(queries)
         page_embeddings = retriever.index(unique_pages, read=decode_image)
     chosen = mine_negatives(
@@ -177,7 +179,8 @@ def mine_hard_negatives_checked(pairs: Dataset, model, mine, devices="auto", bf1
     encode.bf16 autocast only in one process, as vdr/retrieval/devices.py encoding_pool)."""
     from sentence_transformers.util import mine_hard_negatives
 
-    workers = pool_devices(model, devices)
+    with fields_under("encode"):
+        workers = pool_devices(model, devices)
     with (
         sigterm_raises(),
         cpu_threads_per_worker(workers),  # its pool is stopped by its own `finally`

@@ -4,7 +4,7 @@
 
 With train_embedder.num_processes > 1 it relaunches itself under torchrun (one process per GPU).
 
-MatryoshkaLoss over CachedMultipleNegativesRankingLoss, SentenceTransformerTrainer, training
+MatryoshkaLoss over (Cached)MultipleNegativesRankingLoss, SentenceTransformerTrainer, training
 curves through DVCLive (dvclive/train_embedder). Pages are texts or, when the mined columns hold image
 bytes, page screenshots. With train_embedder.eval_steps set, an InformationRetrievalEvaluator on the
 held-out set (data/pages/eval, pages read as every stage reads them: vdr/data/evalset.py) runs before, during
@@ -22,12 +22,17 @@ from pathlib import Path
 
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
+from sentence_transformers.sentence_transformer.losses import (
+    CachedMultipleNegativesRankingLoss,
+    MatryoshkaLoss,
+    MultipleNegativesRankingLoss,
+)
 
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_under
 from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
@@ -60,7 +65,8 @@ def main(paths: Paths) -> None:
     params = load_sections(paths.params, models=Models, train_embedder=TrainEmbedder)
     config = params.train_embedder
     relaunch_distributed(config, "train_embedder")
-    model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
+    with fields_under("models"):
+        model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     dimension = model.get_embedding_dimension()
     if config.matryoshka_dims[0] > dimension:
         raise ValueError(
@@ -85,10 +91,14 @@ def main(paths: Paths) -> None:
         )
         print(f"before training: {evaluator(model)}")
 
-    # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension
-    inner_loss = CachedMultipleNegativesRankingLoss(
-        model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
-    )
+    # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension; the cached loss (GradCache) embeds
+    # mini-batches to bound memory at the cost of a second forward pass, the plain one the whole batch at once
+    if config.mini_batch_size is None:
+        inner_loss = MultipleNegativesRankingLoss(model, gather_across_devices=config.gather_across_devices)
+    else:
+        inner_loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
+        )
     loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
 
     # 4. Training arguments: the shared ones (vdr/training/trainer.py), and the batch sampler

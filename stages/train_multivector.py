@@ -32,6 +32,7 @@ from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
+from vdr.errors import fields_as
 from vdr.io.files import atomic_path, write_json
 from vdr.stage import parse_args, stage_process
 
@@ -93,14 +94,20 @@ def main(paths: Paths) -> None:
 
     # 2. The base model as a multi-vector model with a fresh, seeded projection; LoRA adapters and a frozen vision
     #    tower when asked (vdr/training/lora.py); resume if a run with the same params, data and code was killed
-    model = load_multivector(
-        params.models.embedder,
-        params.models,
-        projection_dim=config.projection_dim,
-        seed=config.seed,
-        query_length=config.query_length,
-        document_length=config.document_length,
-    )
+    names = {  # the model is models.embedder, its token limits are this section's
+        "embedder": "models.embedder",
+        "query_length": "train_multivector.query_length",
+        "document_length": "train_multivector.document_length",
+    }
+    with fields_as(names):
+        model = load_multivector(
+            params.models.embedder,
+            params.models,
+            projection_dim=config.projection_dim,
+            seed=config.seed,
+            query_length=config.query_length,
+            document_length=config.document_length,
+        )
     print(f"multi-vector model: {' -> '.join(type(m).__name__ for m in model)}, {model.get_embedding_dimension()}-d")
     adapter = prepare(model, config, params.models.embedder, "train_multivector")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])

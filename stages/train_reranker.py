@@ -32,6 +32,7 @@ from transformers import set_seed
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.config.training import TrainReranker
+from vdr.errors import fields_under
 from vdr.io.images import decode_image
 from vdr.io.tables import is_binary, read_table, require_columns
 from vdr.models.reranker import keep_first_layers, load_reranker
@@ -76,8 +77,10 @@ def main(paths: Paths) -> None:
         paths.checkpoints, paths.live, {"models": params.models, "train_reranker": config}, [mined], __file__
     )
     set_seed(config.seed)  # the fresh scoring head is drawn at load time, before the trainer seeds anything
-    model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
-    keep_first_layers(model, config.num_layers)  # train_reranker.num_layers: a smaller reranker, same checkpoint
+    with fields_under("models"):
+        model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
+    with fields_under("train_reranker"):
+        keep_first_layers(model, config.num_layers)  # train_reranker.num_layers: a smaller reranker, same checkpoint
     adapter = prepare(model, config, params.models.reranker, "train_reranker")
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from vdr.errors import fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.metrics import ir_metrics, to_run
 from vdr.retrieval.dense import DenseRetriever
@@ -40,7 +41,8 @@ def test_every_dimension_is_the_search_of_the_truncated_embeddings(embedded):
         top = search(truncate(queries, dim), truncate(pages, dim), 100)
         assert row["dims"][str(dim)] == ir_metrics(to_run(evalset.query_ids, evalset.corpus_ids, *top), evalset.qrels)
     with pytest.raises(ValueError, match=r"^evaluate.dims: \[32\] exceed the model's embedding size 16; lower them$"):
-        Evaluation(evalset, []).embeddings("base", DenseRetriever(), queries, pages, [32])
+        with fields_under("evaluate"):
+            Evaluation(evalset, []).embeddings("base", DenseRetriever(), queries, pages, [32])
 
 
 def test_pages_above_the_spill_bound_give_the_same_rows(embedded, tmp_path):

@@ -26,6 +26,7 @@ from tests.support.repo import REPO
 from vdr.cli import main as vdr_eval_main
 from vdr.config.params import load_params
 from vdr.config.section import ParamsError
+from vdr.errors import fields_under
 from vdr.models.loading import load_embedder
 from vdr.retrieval.devices import resolve_devices
 from vdr.retrieval.encode import Spill, encode_documents, encode_queries
@@ -92,14 +93,15 @@ def test_devices_are_resolved_and_checked(monkeypatch):
     assert resolve_devices("auto") == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
     assert resolve_devices(["cuda:3", "cuda:0"]) == ["cuda:3", "cuda:0"]
     with pytest.raises(ValueError, match=r"encode.devices: cuda:4 is not available \(4 cuda device\(s\) visible\)"):
-        resolve_devices(["cuda:0", "cuda:4"])
+        with fields_under("encode"):
+            resolve_devices(["cuda:0", "cuda:4"])
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_devices("auto") == []  # one GPU: the model's own device, no pool
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert resolve_devices("auto") == []
-    with pytest.raises(ValueError, match="cuda:0 is not available \\(no cuda device here\\)"):
-        resolve_devices(["cuda:0"], key="--devices")
+    with pytest.raises(ValueError, match="^devices: cuda:0 is not available \\(no cuda device here\\)"):
+        resolve_devices(["cuda:0"])
 
 
 @pytest.mark.parametrize(

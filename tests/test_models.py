@@ -4,6 +4,7 @@ import pytest
 
 from tests.support.repo import REPO
 from vdr.config.params import load_params
+from vdr.errors import fields_under
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
 from vdr.models.sources import resolve_model
@@ -16,7 +17,8 @@ def test_wheel_model_resolves_to_a_folder():
 
 def test_missing_package_names_the_key():
     with pytest.raises(ValueError, match="models.embedder: 'pkg:not_a_package/model'"):
-        resolve_model("pkg:not_a_package/model", "models.embedder")
+        with fields_under("models.embedder"):  # as the check stage names it
+            resolve_model("pkg:not_a_package/model")
     with pytest.raises(ValueError, match="has no folder 'nowhere'"):
         resolve_model("pkg:vdr/nowhere")
 
@@ -36,12 +38,14 @@ def test_a_token_limit_beyond_the_models_positions_stops_at_load():
 
     name = load_params(REPO / "params.yaml").models.embedder
     assert load_embedder(name, max_seq_length=512).max_seq_length == 512
-    with pytest.raises(ValueError, match="models.embedder: max_seq_length 1024 exceeds the 512 token positions"):
+    with pytest.raises(ValueError, match="^embedder: max_seq_length 1024 exceeds the 512 token positions"):
         load_embedder(name, max_seq_length=1024)
     with pytest.raises(ValueError, match="models.reranker: max_length 600 exceeds the 512 token positions"):
-        load_reranker(name, max_length=600)
+        with fields_under("models"):  # as the stages name it
+            load_reranker(name, max_length=600)
     with pytest.raises(ValueError, match="train_multivector.document_length: 2048 exceeds the 512 token positions"):
-        load_multivector(name, projection_dim=8, document_length=2048)
+        with fields_under("train_multivector"):
+            load_multivector(name, projection_dim=8, document_length=2048)
 
 
 def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
@@ -64,4 +68,5 @@ def test_a_reranker_keeps_its_first_layers_and_loads_back_as_saved(tmp_path):
     assert len(again[0].model.encoder.layer) == 3
     assert abs(again.predict(pairs) - before).max() < 1e-5
     with pytest.raises(ValueError, match="train_reranker.num_layers: 7 layers asked, the model has 3"):
-        keep_first_layers(again, 7)
+        with fields_under("train_reranker"):
+            keep_first_layers(again, 7)

@@ -75,6 +75,12 @@ def test_committed_params_are_valid():
         (lambda p: p["publish"].update(truncate_dim=0), "publish.truncate_dim"),
         (lambda p: p["publish"].update(push="yes please"), "publish.push"),
         (
+            lambda p: p["train_reranker"].update(
+                num_layers=2, lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "merge": False}
+            ),
+            "train_reranker: num_layers, lora: a LoRA adapter is saved without its base model",
+        ),
+        (
             lambda p: p["train_reranker"].update(negatives_per_positive=5),
             "train_reranker.negatives_per_positive (5) exceeds mine_reranker.num_negatives (3)",
         ),

@@ -120,7 +120,8 @@ def test_missing_input_is_named(tmp_path, stage_env):
         capture_output=True,
         text=True,
     )
-    assert result.returncode != 0 and "raw/train.parquet does not exist" in result.stderr
+    assert result.returncode != 0 and "raw/layout.json: missing" in result.stderr  # what fetch declares it wrote
+    assert "run `dvc repro fetch`" in result.stderr
 
 
 def output_digests(repo) -> dict[str, str]:

@@ -1,6 +1,10 @@
 """benchmarks/pipeline.py: the side-by-side table of a run against a reference revision."""
 
-from benchmarks.pipeline import table
+import pytest
+import yaml
+
+from benchmarks.pipeline import INSTRUCTION_SETS, override_params, table
+from vdr.config.precision import native_bf16_cpu
 
 
 def test_the_table_gives_each_stage_and_the_total_with_the_ratio_to_the_reference():
@@ -12,3 +16,18 @@ def test_the_table_gives_each_stage_and_the_total_with_the_ratio_to_the_referenc
     assert rows["total"] == ["132.0", "2.00", "260.0", "3.00", "0.51"]
     assert list(rows) == ["render", "train", "generate", "total"]  # the reference's order first
     assert "ref wall s" not in table(current, None)
+
+
+def test_a_reference_override_sets_an_existing_key_and_refuses_an_unknown_one(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("encode:\n  bf16: true\n  batch_size: 64\nevaluate:\n  top_k: 20\n")
+    override_params(params, ["encode.bf16=false", "evaluate.top_k=10"])
+    expected = {"encode": {"bf16": False, "batch_size": 64}, "evaluate": {"top_k": 10}}
+    assert yaml.safe_load(params.read_text()) == expected
+    with pytest.raises(SystemExit, match="encode.bf16x=false"):
+        override_params(params, ["encode.bf16x=false"])
+
+
+def test_the_avx2_setting_hides_native_bf16_from_the_stages():
+    assert INSTRUCTION_SETS["native"] == {}
+    assert not native_bf16_cpu({"avx512_bf16", "amx_bf16"}, environ=INSTRUCTION_SETS["avx2"])

@@ -48,9 +48,9 @@ def test_reranker_scores_query_and_page_image_pairs(tiny_vlms):
 
 def test_ignored_image_bounds_are_caught(tiny_vlms):
     embedder = load_embedder(str(tiny_vlms[0]), IMAGE_PAGES)
-    check_processor(embedder, BLOG_BOUNDS, "models.embedder")
+    check_processor(embedder, BLOG_BOUNDS)
     with pytest.raises(ValueError, match="ignored models.processor_kwargs.size"):
-        check_processor(embedder, {"size": {"shortest_edge": 784, "longest_edge": 999}}, "models.embedder")
+        check_processor(embedder, {"size": {"shortest_edge": 784, "longest_edge": 999}})
 
 
 @pytest.fixture(scope="module")

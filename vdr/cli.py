@@ -34,6 +34,7 @@ from pathlib import Path
 from vdr.config.evaluation import check_devices
 from vdr.data.evalset import EvalSet
 from vdr.data.reading import page_input_for
+from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.metrics import write_trec_run
 from vdr.io.files import write_json
@@ -48,6 +49,8 @@ from vdr.retrieval.maxsim import INDEX_DTYPES
 from vdr.retrieval.multivector import MultiVectorRetriever
 from vdr.retrieval.search import DEFAULT_MAX_MEMORY_MB
 from vdr.stage import one_sentence_errors
+
+FLAGS = {"embedder": "--model", "reranker": "--reranker", "top_k": "--top-k", "devices": "--devices", "dims": "--dims"}
 
 
 def positive_int(text: str) -> int:
@@ -66,12 +69,14 @@ def positive_number(text: str) -> float:
 
 def is_multivector(name: str) -> bool:
     """Whether --model names a saved multi-vector model (vdr/models/multivector.py is_late_interaction)."""
-    path = resolve_model(name, "--model")
-    check_model_source(name, path, "--model")
-    with from_hub(name, path, "--model"):
-        return is_late_interaction(path)
+    with fields_under("--model"):
+        path = resolve_model(name)
+        check_model_source(name, path)
+        with from_hub(name, path):
+            return is_late_interaction(path)
 
 
+@fields_as(FLAGS)  # a bad value's error names the option that gave it (vdr/errors.py)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="vdr-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,11 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     devices = args.devices.strip()
     try:
         listed = devices if devices == "auto" else [d.strip() for d in devices.split(",") if d.strip()]
-        devices = check_devices(listed, "--devices", "cuda:0,cuda:1 or cpu,cpu")
+        with fields_as(FLAGS):
+            devices = check_devices(listed, "cuda:0,cuda:1 or cpu,cpu")
     except ValueError as error:
         parser.error(str(error))
 
-    resolve_devices(devices, "--devices")  # a device this machine lacks stops here, before any loading
+    resolve_devices(devices)  # a device this machine lacks stops here, before any loading
     multivector = is_multivector(args.model)
     if multivector and (dims or devices != "auto" or args.max_seq_length):
         parser.error(
@@ -152,9 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     # 1. Data and model; pages read as the model can read them (vdr/data/evalset.py)
     evalset = EvalSet.load(args.dataset)
     if multivector:
-        model = load_multivector(args.model, key="--model")
+        model = load_multivector(args.model)
     else:
-        model = load_embedder(args.model, max_seq_length=args.max_seq_length, key="--model")
+        model = load_embedder(args.model, max_seq_length=args.max_seq_length)
     documents = evalset.documents(page_input_for(evalset.corpus, model), args.ocr_cache, args.ocr_workers, lazy=True)
 
     # 2. Retrieve: every dimension from one encoding pass, or a multi-vector model's MaxSim over its token index
@@ -167,13 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         with Spill(args.max_memory_mb, args.output.parent) as spill:
             retriever = DenseRetriever(model, args.batch_size, devices=devices, bf16=args.bf16, spill=spill)
-            evaluation.dense("retrieve", retriever, dims, "--dims")
+            evaluation.dense("retrieve", retriever, dims)
     evaluation.rows["retrieve"] = {"model": args.model, **evaluation.rows["retrieve"]}
     final = "retrieve"  # the ranking the run file holds
 
     # 3. Rerank the top-k
     if args.reranker:
-        cross_encoder = load_reranker(args.reranker, key="--reranker")
+        cross_encoder = load_reranker(args.reranker)
         reranked = evaluation.rerank(
             "rerank",
             cross_encoder,
@@ -181,7 +187,6 @@ def main(argv: list[str] | None = None) -> None:
             args.top_k,
             args.fusion_weight,
             args.batch_size,
-            "--top-k",
             bf16=args.bf16,
         )
         for row in reranked.values():

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vdr.config.precision import resolve_bf16
 from vdr.config.section import Section
+from vdr.errors import FieldError
 
 
 class Evaluate(Section):
@@ -29,17 +30,19 @@ class Evaluate(Section):
 DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu|npu)(:\d+)?)$")  # a torch device name, as sentence-transformers takes it
 
 
-def check_devices(value, key: str | None = None, lists: str = "[cuda:0, cuda:1] or [cpu, cpu]"):
-    """`auto`, or a non-empty list of torch device names; otherwise ValueError (naming `key` when given)."""
+def check_devices(value, lists: str = "[cuda:0, cuda:1] or [cpu, cpu]"):
+    """`auto`, or a non-empty list of torch device names (`lists`: how the example is written); otherwise
+    FieldError naming `devices`."""
     if value == "auto":
         return value
-    where = f"{key}: " if key else ""
     example = f"auto, or a list of devices such as {lists}"
     if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"{where}must be {example}; got {value!r}")
+        raise FieldError("devices", f"must be {example}; got {value!r}")
     bad = [device for device in value if not (isinstance(device, str) and DEVICE.match(device))]
     if bad:
-        raise ValueError(f"{where}{bad[0]!r} is not a device name (cpu, cuda:N, mps, xpu:N, npu:N); must be {example}")
+        raise FieldError(
+            "devices", f"{bad[0]!r} is not a device name (cpu, cuda:N, mps, xpu:N, npu:N); must be {example}"
+        )
     return list(value)
 
 
@@ -62,7 +65,10 @@ class Encode(Section):
     @field_validator("devices", mode="before")
     @classmethod
     def _devices(cls, value):
-        return check_devices(value)
+        try:
+            return check_devices(value)
+        except FieldError as error:  # the schema names the key itself
+            raise ValueError(error.message) from None
 
 
 class Search(Section):

@@ -27,7 +27,9 @@ class Generate(Section):
     train_pages: int | None = Field(None, ge=1, description="Training pages asked (a seeded sample); null: all.")
     eval_pages: int | None = Field(None, ge=1, description="Held-out pages asked (a seeded sample); null: all.")
     concurrency: int = Field(4, ge=1, description="openai: requests in flight.")
-    timeout_s: float = Field(120, gt=0, description="openai: seconds per request.")
+    timeout_s: float = Field(
+        120, gt=0, description="openai: seconds per request, all of it (connecting to the answer's last byte)."
+    )
     max_retries: int = Field(4, ge=0, description="openai: retries of timeouts, connection errors, 429 and 5xx.")
     batch_size: int = Field(8, ge=1, description="transformers: pages per generate() call.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="transformers: weight dtype.")

@@ -16,6 +16,9 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf
 # oneDNN's instruction-set caps below its first bf16 one (ONEDNN_MAX_CPU_ISA); ATen's (ATEN_CPU_CAPABILITY) likewise
 ONEDNN_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 ATEN_BELOW_BF16 = ("default", "avx2")
+# what a process sees on a CPU with AVX2 only (most laptops), set on a CPU with more: it reproduces the slowdown of
+# emulated bf16 measured on a real AVX2-only machine (docs/timing.md); the benchmarks run under it with --isa avx2
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:

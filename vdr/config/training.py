@@ -91,7 +91,9 @@ class TrainEmbedder(Training):
     max_train_samples: int | None = Field(ge=2, description="Training triplets used; null: every one.")
     max_seq_length: int | None = Field(ge=8, description="Token limit; null: the model's (image tokens never cut).")
     batch_size: int = Field(ge=2, description="Triplets per step and process, each other's in-batch negatives.")
-    mini_batch_size: int = Field(ge=1, description="Inputs embedded at a time by the cached loss (GradCache).")
+    mini_batch_size: int | None = Field(
+        ge=1, description="Inputs embedded at a time by the cached loss (GradCache); null: the plain loss."
+    )
     batch_sampler: Sampler = Field("no_duplicates", description="How batches are drawn; no_duplicates: no repeats.")
     evaluator_name: str = Field("eval", description="The evaluator's name, the prefix of its metrics.")
     evaluator_batch_size: int = Field(64, ge=1, description="Inputs per batch of the evaluator.")
@@ -116,6 +118,16 @@ class TrainReranker(Training):
     max_length: int | None = Field(ge=8, description="Token limit of a query and page pair; null: the model's own.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Steps whose gradients add up to one update.")
     num_layers: int | None = Field(None, ge=1, description="Keep the reranker's first n layers; null: every layer.")
+
+    @model_validator(mode="after")
+    def _whole_model_under_an_adapter(self):
+        if self.lora is not None and self.num_layers is not None:
+            raise ValueError(
+                f"num_layers, lora: a LoRA adapter is saved without its base model, which loads back with every "
+                f"layer, so the {self.num_layers} kept layers would not be what is scored; set num_layers: null "
+                "with lora, or lora: null"
+            )
+        return self
 
 
 class TrainMultivector(Training):

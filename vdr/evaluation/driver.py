@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vdr.errors import FieldError
 from vdr.evaluation.metrics import RUN_DEPTH, held_out_set, ir_metrics, to_run, write_results
 from vdr.evaluation.rerank import rerank_and_score
 from vdr.retrieval.retriever import Retriever
@@ -34,6 +35,7 @@ class Evaluation:
         self.documents = documents
         self.rows: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
+        self.dimension_runs: dict[str, dict[int, dict]] = {}  # {model: {dim: run}} of a dense retrieval
         self.tops: dict[str, tuple] = {}
 
     def score(self, top: tuple) -> dict:
@@ -48,28 +50,28 @@ class Evaluation:
         self.rows[name], self.tops[name], self.runs[name] = row, top, self.run(top)
         return row
 
-    def dense(self, name: str, retriever: Retriever, dims: list[int], dims_key: str = "evaluate.dims") -> dict:
+    def dense(self, name: str, retriever: Retriever, dims: list[int]) -> dict:
         """A dense retriever: the queries and the pages encoded once, at full size, then scored at full size and at
         each Matryoshka dimension of `dims`."""
         with retriever.encoding():
             queries = retriever.encode_queries(self.evalset.query_texts)
             pages = retriever.index(self.documents)
-        return self.embeddings(name, retriever, queries, pages, dims, dims_key)
+        return self.embeddings(name, retriever, queries, pages, dims)
 
-    def embeddings(
-        self, name: str, retriever: Retriever, queries, pages, dims: list[int], dims_key: str = "evaluate.dims"
-    ) -> dict:
+    def embeddings(self, name: str, retriever: Retriever, queries, pages, dims: list[int]) -> dict:
         """Dense embeddings computed earlier (full size): each dimension, the full one too, truncated and
         renormalised, searched by `retriever` within its bound. The row: the full size's metrics, and under "dims"
-        every dimension's; the run and top pages: the full size's."""
+        every dimension's; the run and top pages: the full size's. A dimension above the full size: FieldError
+        naming `dims`."""
         full = queries.shape[1]
         too_large = [d for d in dims if d > full]
         if too_large:
-            raise ValueError(f"{dims_key}: {too_large} exceed the model's embedding size {full}; lower them")
+            raise FieldError("dims", f"{too_large} exceed the model's embedding size {full}; lower them")
         by_dim, tops = {}, {}
         for dim in sorted({full, *dims}, reverse=True):
             tops[dim] = retriever.search(queries, pages, RUN_DEPTH, dim)
             by_dim[str(dim)] = self.score(tops[dim])
+        self.dimension_runs[name] = {dim: self.run(top) for dim, top in tops.items()}
         return self.add(name, {**by_dim[str(full)], "dims": by_dim}, tops[full])
 
     def late(self, name: str, retriever: Retriever) -> dict:
@@ -99,7 +101,6 @@ class Evaluation:
         top_k: int,
         fusion_weight: float,
         batch_size: int,
-        key: str = "evaluate.top_k",
         bf16: bool = False,
     ) -> dict[str, dict]:
         """The cross-encoder over the top_k pages of the retrieval `over`: the row `name`, fused with the retrieval
@@ -114,7 +115,6 @@ class Evaluation:
             fusion_weight,
             batch_size,
             name,
-            key,
             bf16=bf16,
         )
         self.rows.update(rows)

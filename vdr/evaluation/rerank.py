@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from vdr.errors import FieldError
 from vdr.evaluation.metrics import RUN_DEPTH, ir_metrics, to_run
 from vdr.retrieval.devices import bf16_autocast
 
@@ -63,13 +64,15 @@ def reranked(query_ids, document_ids, indices, scores, rerank_scores: np.ndarray
     return run
 
 
-def check_rerank_depth(top_k: int, num_pages: int, key: str) -> None:
-    """A reranker reorders each query's retrieved pages: at most RUN_DEPTH, and never more than the corpus holds."""
+def check_rerank_depth(top_k: int, num_pages: int) -> None:
+    """A reranker reorders each query's retrieved pages: at most RUN_DEPTH, and never more than the corpus holds
+    (else FieldError naming `top_k`)."""
     retrieved = min(num_pages, RUN_DEPTH)
     if top_k > retrieved:
-        raise ValueError(
-            f"{key}: {top_k} pages to rerank, but each query retrieves {retrieved} ({num_pages} pages in the "
-            f"corpus, at most {RUN_DEPTH} kept per query); lower it"
+        raise FieldError(
+            "top_k",
+            f"{top_k} pages to rerank, but each query retrieves {retrieved} ({num_pages} pages in the "
+            f"corpus, at most {RUN_DEPTH} kept per query); lower it",
         )
 
 
@@ -82,7 +85,6 @@ def rerank_and_score(
     fusion_weight: float,
     batch_size: int,
     name: str,
-    key: str = "evaluate.top_k",
     bf16: bool = False,
 ):
     """Rerank each query's top_k pages of `top` (an embedder's (indices, scores)) with the cross-encoder.
@@ -92,7 +94,7 @@ def rerank_and_score(
     cost (ms per query at top_k) and its fusion weight. `bf16`: scored under bf16 autocast (encode.bf16).
     """
     indices, scores = top
-    check_rerank_depth(top_k, len(evalset.corpus_ids), key)
+    check_rerank_depth(top_k, len(evalset.corpus_ids))
     started = time.perf_counter()
     rerank_scores = rerank(cross_encoder, evalset.query_texts, documents, indices[:, :top_k], batch_size, bf16)
     cost = {

@@ -3,12 +3,15 @@
 The base model is loaded as any model (a `pkg:`, a folder or a Hub id), the adapter goes on top
 (`load_adapter`), then the weights of the modules saved after the Transformer (a trained head).
 peft is called directly: the PEFT integration of the pinned transformers needs a newer peft than the lock's.
+Errors are FieldErrors about the model (field "") or its `target_modules`: the loader or trainer names them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from vdr.errors import FieldError
 
 ADAPTER_NAME = "default"  # peft's name for a model's one adapter
 
@@ -25,26 +28,22 @@ PEFT_PREFIX = "base_model.model."  # PEFT's prefix of every key in adapter_model
 VISION_TOWERS = ("visual", "vision_tower", "vision_model")  # Qwen-VL, LLaVA-style, SigLIP/CLIP-style names
 
 
-def backbone(model, key: str):
+def backbone(model):
     """The transformers model inside the sentence-transformers model (its Transformer module)."""
     found = model.transformers_model
     if found is None:
-        raise ValueError(f"{key}: the model has no Transformer module, so there is nothing to adapt or freeze")
+        raise FieldError("", "the model has no Transformer module, so there is nothing to adapt or freeze")
     return found
 
 
-def vision_tower(network, key: str) -> str:
-    """The dotted name of the model's vision tower (the outermost submodule with a vision-tower name)."""
+def vision_tower(network) -> str | None:
+    """The dotted name of the model's vision tower (the outermost submodule with a vision-tower name); None for a
+    model that reads text only."""
     names = [name for name, _ in network.named_modules() if name.rsplit(".", 1)[-1] in VISION_TOWERS]
-    if not names:
-        raise ValueError(
-            f"{key}: the model ({type(network).__name__}) has no vision tower (no submodule named "
-            f"{', '.join(VISION_TOWERS)}): it reads text only; set {key} to false"
-        )
-    return min(names, key=len)
+    return min(names, key=len) if names else None
 
 
-def inject(network, config, key: str) -> None:
+def inject(network, config) -> None:
     """Put fresh LoRA layers into `network` in place; only they train in it (float32 weights, as peft's default)."""
     from peft.tuners.lora import LoraModel
     from peft.tuners.tuners_utils import cast_adapter_dtype
@@ -54,9 +53,10 @@ def inject(network, config, key: str) -> None:
     except ValueError as error:  # peft: no layer matches target_modules (or every match is excluded)
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         targets = config.target_modules if isinstance(config.target_modules, str) else sorted(config.target_modules)
-        raise ValueError(
-            f"{key}.target_modules: {targets!r} adapts no layer of {type(network).__name__} "
-            f"(peft: {reason}); name its linear layers (e.g. [q_proj, v_proj]) or use all-linear"
+        raise FieldError(
+            "target_modules",
+            f"{targets!r} adapts no layer of {type(network).__name__} "
+            f"(peft: {reason}); name its linear layers (e.g. [q_proj, v_proj]) or use all-linear",
         ) from None
     cast_adapter_dtype(network, ADAPTER_NAME)
 
@@ -95,13 +95,13 @@ def adapter_config(folder: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def load_adapter(model, folder: Path, key: str) -> None:
+def load_adapter(model, folder: Path) -> None:
     """Turn `model`, freshly loaded from the adapter's base model, into the model saved in `folder`: the adapter on
     its Transformer, the saved weights of the modules after it, and the saved output size (truncate_dim)."""
     from peft import LoraConfig
 
-    inject(backbone(model, key), LoraConfig.from_pretrained(str(transformer_folder(folder))), key)
-    load_saved_weights(model, folder, key)
+    inject(backbone(model), LoraConfig.from_pretrained(str(transformer_folder(folder))))
+    load_saved_weights(model, folder)
     settings = folder / "config_sentence_transformers.json"
     truncate_dim = json.loads(settings.read_text()).get("truncate_dim") if settings.is_file() else None
     if truncate_dim is not None and hasattr(model, "truncate_dim"):
@@ -109,15 +109,16 @@ def load_adapter(model, folder: Path, key: str) -> None:
     model.eval()
 
 
-def load_saved_weights(model, folder: Path, key: str) -> None:
+def load_saved_weights(model, folder: Path) -> None:
     """The trained weights of a model saved with its adapter only: the adapter's, and those of the modules after
     the Transformer (a trained head)."""
-    load_adapter_weights(backbone(model, key), transformer_folder(folder) / ADAPTER_WEIGHTS)
+    load_adapter_weights(backbone(model), transformer_folder(folder) / ADAPTER_WEIGHTS)
     entries = json.loads((folder / "modules.json").read_text())
     if len(entries) != len(model):
-        raise ValueError(
-            f"{key}: {folder} has {len(entries)} modules but its base model {len(model)}; "
-            "the adapter was saved from another model"
+        raise FieldError(
+            "",
+            f"{folder} has {len(entries)} modules but its base model {len(model)}; "
+            "the adapter was saved from another model",
         )
     for entry, module in zip(entries[1:], list(model)[1:]):
         if module.state_dict():  # a trained head; Pooling, Normalize and LogitScore carry no weights

@@ -6,6 +6,8 @@ From a plain checkpoint (a sentence-transformers or transformers folder, a Hub i
 as vdr/models/loading.py finds any model) it gets a fresh projection of its token vectors to `projection_dim`, drawn
 from `seed`, so the untrained base model and the start of training are the same model. A saved multi-vector model
 (a MultiVectorEncoder or ColBERT folder) loads as it is. Encoding and MaxSim search: vdr/retrieval/maxsim.py.
+Errors are FieldErrors (vdr/errors.py) naming `embedder` (as vdr/models/loading.py names them), `query_length` or
+`document_length`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import math
 import re
 from pathlib import Path
 
+from vdr.errors import FieldError, fields_under
 from vdr.models.adapters import load_adapter, transformer_folder
 from vdr.models.finite import model_name
-from vdr.models.loading import adapter_base, check_processor, check_token_limit, require_images
+from vdr.models.loading import adapter_base, base_of_adapter, check_processor, check_token_limit, require_images
 from vdr.models.sources import check_model_source, from_hub, loading_kwargs, resolve_model
 
 LATE_INTERACTION_TYPES = ("MultiVectorEncoder", "ColBERT")  # config_sentence_transformers.json model_type
@@ -31,7 +34,6 @@ def load_multivector(
     seed: int = 0,
     query_length: int | None = None,
     document_length: int | None = None,
-    key: str = "models.embedder",
 ):
     """A MultiVectorEncoder from a folder, a Hub id or `pkg:<package>/<folder>`; `models`: params.yaml's section
     (its model_kwargs, processor_kwargs and page_input, checked as vdr/models/loading.py checks them).
@@ -42,31 +44,42 @@ def load_multivector(
     `query_length` / `document_length`: the token limits of queries and pages (None: the model's own limit; never
     set one for page screenshots, whose image tokens must not be cut). A folder holding a LoRA adapter (a training
     stage's `lora` with `merge: false`) loads its base model this way, then the adapter and the trained projection.
+    Errors name the field `embedder`, and `query_length` / `document_length` for a limit beyond the model's.
     """
+    lengths = {"query_length": query_length, "document_length": document_length}
+    with fields_under("embedder"):
+        model, lengths = _load_multivector(name, models, projection_dim, seed, lengths)
+    transformer = model[0]
+    for setting, length in lengths.items():
+        if length is not None:
+            check_token_limit(model, length, setting)
+            setattr(transformer, setting, length)
+    return model
+
+
+def _load_multivector(name: str, models, projection_dim: int | None, seed: int, lengths: dict):
+    """load_multivector's model, and the token limits it gets: `lengths`, or where one is None the limit a saved
+    adapter was trained with."""
     from sentence_transformers import MultiVectorEncoder
 
     kwargs = loading_kwargs(models) if models is not None else {}
-    path = resolve_model(name, key)
-    check_model_source(name, path, key)
+    path = resolve_model(name)
+    check_model_source(name, path)
+    document_length = lengths["document_length"]
     if models is not None and models.page_input == "image" and document_length is not None:
-        raise ValueError(
-            f"{key}: pages are read as images (models.page_input: image), and a document_length of "
-            f"{document_length} tokens would cut their image tokens; set train_multivector.document_length: null"
+        raise FieldError(
+            "",
+            f"pages are read as images (models.page_input: image), and a document_length of "
+            f"{document_length} tokens would cut their image tokens; set train_multivector.document_length: null",
         )
-    if (base := adapter_base(path, key)) is not None:
+    if (base := adapter_base(path)) is not None:
         saved = saved_adapter_settings(Path(path))  # what is not given: as the adapter was trained and saved
-        model = load_multivector(
-            base,
-            models,
-            projection_dim=projection_dim or saved["projection_dim"],
-            seed=seed,
-            query_length=query_length if query_length is not None else saved["query_length"],
-            document_length=document_length if document_length is not None else saved["document_length"],
-            key=f"{key} (the base of the adapter {name})",
-        )
-        load_adapter(model, Path(path), key)
-        return model
-    with from_hub(name, path, key):
+        lengths = {setting: saved[setting] if length is None else length for setting, length in lengths.items()}
+        with base_of_adapter(name):
+            model, lengths = _load_multivector(base, models, projection_dim or saved["projection_dim"], seed, lengths)
+        load_adapter(model, Path(path))
+        return model, lengths
+    with from_hub(name, path):
         saved = is_late_interaction(path)
         own_head = has_dense_head(path)
         model = MultiVectorEncoder(
@@ -76,22 +89,16 @@ def load_multivector(
         )
     if not saved:
         if projection_dim is None:
-            raise ValueError(
-                f"{key}: '{name}' is not a multi-vector model, so it needs a fresh projection; "
-                "set train_multivector.projection_dim"
+            raise FieldError(
+                "",
+                f"'{name}' is not a multi-vector model, so it needs a fresh projection; "
+                "set train_multivector.projection_dim",
             )
         fresh_projection(model, projection_dim, seed, replace_library_head=not own_head)
-    check_processor(model, kwargs.get("processor_kwargs"), key)
+    check_processor(model, kwargs.get("processor_kwargs"))
     if models is not None and models.page_input == "image":
-        require_images(model, key)
-    transformer = model[0]
-    if query_length is not None:
-        check_token_limit(model, query_length, "train_multivector.query_length:")
-        transformer.query_length = query_length
-    if document_length is not None:
-        check_token_limit(model, document_length, "train_multivector.document_length:")
-        transformer.document_length = document_length
-    return model
+        require_images(model)
+    return model, lengths
 
 
 def saved_adapter_settings(folder: Path) -> dict:

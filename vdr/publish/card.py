@@ -22,8 +22,7 @@ PICTURE = "ndcg_by_dim.svg"  # shipped next to the card in the published folder
 
 DENSE_CARD = Template("""# Finetuned embedder for document-page retrieval
 
-Finetuned from $base with MatryoshkaLoss over CachedMultipleNegativesRankingLoss on (query, page, hard negative) \
-triplets. $adaptation$pages
+Finetuned from $base with MatryoshkaLoss over $loss on (query, page, hard negative) triplets. $adaptation$pages
 
 ## Results on the held-out set
 
@@ -88,6 +87,13 @@ Reproduce:
 $reproduce
 ```
 """)
+
+
+def dense_loss(config) -> str:
+    """The embedder's inner loss as stages/train_embedder.py builds it."""
+    if config.mini_batch_size is None:
+        return "MultipleNegativesRankingLoss"
+    return f"CachedMultipleNegativesRankingLoss (GradCache, mini-batches of {config.mini_batch_size})"
 
 
 def documents_sentence(fetch_metrics: dict, generate_metrics: dict) -> str:
@@ -246,6 +252,7 @@ def model_card(
         front_matter(params, params.train_embedder, "sentence-similarity", tags)
         + DENSE_CARD.substitute(
             base=base_sentence(params),
+            loss=dense_loss(params.train_embedder),
             adaptation=adaptation_sentence(params.train_embedder, adapter_base_name(params)),
             pages=pages_sentence(params),
             results=results_table(metrics),

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 
+from vdr.errors import FieldError
 
-def resolve_devices(setting, key: str = "encode.devices") -> list[str]:
+
+def resolve_devices(setting) -> list[str]:
     """The devices `setting` (`auto` or a list, checked by vdr/config/evaluation.py) names on this machine: [] for the
-    model's own device (auto with fewer than two CUDA devices), else the list, each checked to exist here."""
+    model's own device (auto with fewer than two CUDA devices), else the list, each checked to exist here (else
+    FieldError naming `devices`)."""
     import torch
 
     if setting == "auto":
@@ -33,16 +36,18 @@ def resolve_devices(setting, key: str = "encode.devices") -> list[str]:
             count = backend.device_count() if available else 0
         if not available or (index and int(index) >= count):
             seen = f"{count} {kind} device(s) visible" if available else f"no {kind} device here"
-            raise ValueError(f"{key}: {device} is not available ({seen}); list the devices of this machine, or auto")
+            raise FieldError(
+                "devices", f"{device} is not available ({seen}); list the devices of this machine, or auto"
+            )
     return devices
 
 
-def pool_devices(model, setting, key: str = "encode.devices") -> list[str]:
+def pool_devices(model, setting) -> list[str]:
     """The devices of a pool (two or more), or [] after moving the model to its one device when one is named
     (None: [], the model stays where it is)."""
     if setting is None:
         return []
-    devices = resolve_devices(setting, key)
+    devices = resolve_devices(setting)
     if len(devices) == 1:
         model.to(devices[0])
         return []

@@ -46,12 +46,13 @@ WATCHER = (
 
 
 @contextlib.contextmanager
-def encoding_pool(model, setting, key: str = "encode.devices", bf16: bool = False):
+def encoding_pool(model, setting, bf16: bool = False):
     """sentence-transformers' multi-process pool over the devices `setting` names (pass it as `pool=` to
     encode_query / encode_document), or None for one process (also for `setting` None); stopped when the block
     ends, whatever ends it. `bf16` (encode.bf16): one process encodes under bf16 autocast; autocast cannot reach
-    a pool's worker processes, which encode in the model's own dtype (said when it happens)."""
-    devices = pool_devices(model, setting, key)
+    a pool's worker processes, which encode in the model's own dtype (said when it happens). A device this machine
+    lacks: FieldError naming `devices`."""
+    devices = pool_devices(model, setting)
     if not devices:
         with bf16_autocast(model, bf16):
             yield None

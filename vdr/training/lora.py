@@ -30,10 +30,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vdr.errors import FieldError, fields_under
 from vdr.models.adapters import (
     ADAPTER_NAME,
     ADAPTER_WEIGHTS,
     PEFT_PREFIX,
+    VISION_TOWERS,
     backbone,
     inject,
     load_adapter_weights,
@@ -51,7 +53,6 @@ class Adapter:
 
     config: object  # peft.LoraConfig, base_model_name_or_path as params.yaml names the base model
     merge: bool
-    key: str  # the params.yaml section, e.g. train_embedder.lora
 
 
 def has_adapter(network) -> bool:
@@ -82,23 +83,37 @@ def parameter_counts(model) -> tuple[int, int]:
 
 def prepare(model, train, base: str, section: str) -> Adapter | None:
     """Freeze the vision tower (`train.freeze_vision`) and attach LoRA adapters (`train.lora`), then print the
-    trainable and total parameters; returns the adapter to save, None for full finetuning."""
+    trainable and total parameters under the name `section` (the training stage's params.yaml section); returns the
+    adapter to save, None for full finetuning. Errors are FieldErrors under `section` (vdr/errors.py)."""
+    with fields_under(section):
+        return _prepare(model, train, base, section)
+
+
+def _prepare(model, train, base: str, section: str) -> Adapter | None:
     network = getattr(model, "transformers_model", None)
     if has_adapter(network):
-        raise ValueError(
-            f"{section}: the base model {base} is a saved LoRA adapter; train from its base model, "
-            "or from a merged one (lora.merge: true)"
+        raise FieldError(
+            "",
+            f"the base model {base} is a saved LoRA adapter; train from its base model, "
+            "or from a merged one (lora.merge: true)",
         )
     if train.freeze_vision or train.lora is not None:
-        network = backbone(model, section)
-    tower = vision_tower(network, f"{section}.freeze_vision") if train.freeze_vision else None
+        network = backbone(model)
+    tower = vision_tower(network) if train.freeze_vision else None
+    if train.freeze_vision and tower is None:
+        raise FieldError(
+            "freeze_vision",
+            f"the model ({type(network).__name__}) has no vision tower (no submodule named "
+            f"{', '.join(VISION_TOWERS)}): it reads text only; set {section}.freeze_vision to false",
+        )
     if tower is not None:
         network.get_submodule(tower).requires_grad_(False)
     adapter = None
     if train.lora is not None:
         config = lora_config(train.lora, base, exclude=tower)
-        inject(network, config, f"{section}.lora")
-        adapter = Adapter(config, train.lora.merge, f"{section}.lora")
+        with fields_under("lora"):
+            inject(network, config)
+        adapter = Adapter(config, train.lora.merge)
     trainable, total = parameter_counts(model)
     what = []
     if adapter is not None:
@@ -111,7 +126,7 @@ def prepare(model, train, base: str, section: str) -> Adapter | None:
         + (f"; {', '.join(what)}" if what else "; full finetuning")
     )
     if trainable == 0:
-        raise ValueError(f"{section}: no parameter is left to train; check lora and freeze_vision")
+        raise FieldError("", "no parameter is left to train; check lora and freeze_vision")
     return adapter
 
 
@@ -136,11 +151,11 @@ def merge(network) -> None:
 def write_model(model, folder: Path, adapter: Adapter | None) -> None:
     """Save `model` into the fresh `folder`: as it is (full finetuning), merged, or with its adapter only."""
     if adapter is not None and adapter.merge:
-        merge(backbone(model, adapter.key))
+        merge(backbone(model))
     model.save_pretrained(str(folder), create_model_card=False)  # its card records wall time; publish writes one
     if adapter is None or adapter.merge:
         return
-    network = backbone(model, adapter.key)
+    network = backbone(model)
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
@@ -186,12 +201,14 @@ def adapter_trainer(trainer_class):
 
             output = Path(output_dir or self.args.output_dir)
             output.mkdir(parents=True, exist_ok=True)
-            config = backbone(self.model, "checkpoint").peft_config[ADAPTER_NAME]
-            write_model(self.model, output, Adapter(config, merge=False, key="checkpoint"))
+            with fields_under("checkpoint"):
+                config = backbone(self.model).peft_config[ADAPTER_NAME]
+                write_model(self.model, output, Adapter(config, merge=False))
             torch.save(self.args, output / TRAINING_ARGS_NAME)
 
         def _load_from_checkpoint(self, checkpoint_path, model=None):
-            load_saved_weights(self.model, Path(checkpoint_path), "checkpoint")
+            with fields_under("checkpoint"):
+                load_saved_weights(self.model, Path(checkpoint_path))
 
     AdapterTrainer.__name__ = AdapterTrainer.__qualname__ = f"Adapter{trainer_class.__name__}"
     return AdapterTrainer
