@@ -6,8 +6,9 @@
                                                         # working tree, side by side with the ratio (this / reference)
     python benchmarks/pipeline.py --isa avx2,native     # both instruction sets in one run: first as on a CPU with
                                                         # AVX2 only (most laptops), then as this CPU is
-    python benchmarks/pipeline.py --compare v1.0 --reference-set encode.bf16=false   # the reference with a params
-                                                        # override (repeatable), e.g. float32 where it forced bf16
+    python benchmarks/pipeline.py --compare v1.0 --reference-set avx2:encode.bf16=false   # the reference with a
+                                                        # params override (repeatable; ISA: limits it to one
+                                                        # instruction set), e.g. float32 where it forced bf16
 
 Each stage runs through DVC (`dvc repro --force --single-item STAGE`), so outputs and dvc.lock stay consistent.
 Peak RSS is the largest resident set of the stage's process tree (from wait4). With --compare, the reference runs
@@ -112,12 +113,30 @@ def override_params(params_file: Path, assignments: list[str]) -> None:
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def overrides_for(isa: str, assignments: list[str]) -> list[str]:
+    """The KEY=VALUE overrides that apply under `isa`: those without a prefix, and those prefixed `isa:`."""
+    chosen = []
+    for assignment in assignments:
+        prefix, sep, rest = assignment.partition(":")
+        if not sep or "=" in prefix:  # no ISA prefix (a value may hold a colon)
+            chosen.append(assignment)
+        elif prefix == isa:
+            chosen.append(rest)
+        elif prefix not in INSTRUCTION_SETS:
+            sys.exit(f"--reference-set {assignment}: {prefix!r} is not an instruction set of {list(INSTRUCTION_SETS)}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stages", nargs="*", help="only these stages (default: all, in dvc.yaml order)")
     parser.add_argument("--compare", metavar="REV", help="a git revision to measure too, as the reference")
     parser.add_argument(
-        "--reference-set", action="append", default=[], metavar="KEY=VALUE", help="a params override for the reference"
+        "--reference-set",
+        action="append",
+        default=[],
+        metavar="[ISA:]KEY=VALUE",
+        help="a params override for the reference, under every --isa or only the one named",
     )
     parser.add_argument(
         "--isa", default="native", help=f"comma-separated, run in this order: {list(INSTRUCTION_SETS)}"
@@ -145,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 worktree = Path(folder) / "reference"
                 subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.compare], check=True)
                 try:
-                    override_params(worktree / "params.yaml", args.reference_set)
+                    overrides = overrides_for(isa, args.reference_set)
+                    override_params(worktree / "params.yaml", overrides)
                     reference_env = dict(env, PYTHONPATH=str(worktree))  # its own vdr/, not the working tree's
-                    label = " ".join([f"reference {args.compare}", *(f"-S {a}" for a in args.reference_set)])
+                    label = " ".join([f"reference {args.compare}", *(f"-S {a}" for a in overrides)])
                     reference = run_pipeline(worktree, args.stages, label, reference_env)
                 finally:
                     subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=False)

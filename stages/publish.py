@@ -1,20 +1,26 @@
-"""publish: the finetuned embedder with a generated model card, and the multi-vector model with its own when late
-interaction is on; pushed to the Hub only when asked.
+"""publish: the finetuned embedder and the finetuned reranker, each with a generated model card, and the multi-vector
+model with its own when late interaction is on; pushed to the Hub only when asked.
 
     python stages/publish.py          (run by `dvc repro publish`)
-    HF_TOKEN=... dvc exp run -S publish.push=true -S publish.repo_id=ORG/NAME publish
+    HF_TOKEN=... dvc exp run -S publish.push=true -S publish.repo_id=ORG/NAME -S publish.reranker_repo_id=ORG/NAME2
 
-Writes models/published (the model folder plus README.md, the card from vdr/publish/card.py, and the
-NDCG@10-by-dimension picture). With train_embedder.lora (merge: false) the folder holds the LoRA adapter only,
-its adapter_config.json naming the base model by its Hub id when it has one, and the card says so. With late
-interaction on (train_multivector.enabled) it also writes models/published_multivector: models/multivector plus
-its card (vdr/publish/card.py multivector_card: MaxSim, the results beside the dense rows, the index's cost); with it
-off that folder is empty. With publish.push: true the folders are uploaded with huggingface_hub, the multi-vector one
-to publish.multivector_repo_id; otherwise nothing leaves the machine (a dry run).
+Writes models/published (the embedder plus README.md, its card from vdr/publish/card.py, and the NDCG@10-by-dimension
+picture) and models/published_reranker (the reranker, a sentence-transformers CrossEncoder, plus its card). With
+train_embedder.lora (merge: false) a folder holds the LoRA adapter only, its adapter_config.json naming the base model
+by its Hub id when it has one, and the card says so. With late interaction on (train_multivector.enabled) it also
+writes models/published_multivector: models/multivector plus its card (MaxSim, the results beside the dense rows, the
+index's cost); with it off that folder is empty. Each card describes its model as it loads from the published folder
+(vdr/publish/details.py), and shows no value that names this machine's folders or servers (vdr/publish/private.py).
+
+With publish.push: true the folders are uploaded with huggingface_hub: the embedder to publish.repo_id, the reranker to
+publish.reranker_repo_id (null: not pushed), the multi-vector model to publish.multivector_repo_id. A push from a
+working tree whose code differs from its git commit stops unless publish.allow_dirty is true (the cards then say so).
+Otherwise nothing leaves the machine (a dry run).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -22,16 +28,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.config.fetch import Fetch
-from vdr.config.mining import Mine
+from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.publish import Publish
 from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 from vdr.io.files import atomic_path
-from vdr.publish.card import PICTURE, model_card, multivector_card
-from vdr.publish.folder import set_adapter_base, set_truncate_dim
+from vdr.models.loading import load_embedder
+from vdr.models.multivector import load_multivector
+from vdr.models.reranker import load_reranker
+from vdr.publish.card import PICTURE, model_card, multivector_card, reranker_card
+from vdr.publish.details import model_details
+from vdr.publish.folder import require_hub_base, set_adapter_base, set_truncate_dim
 from vdr.publish.hub import hub_model_id, hub_token, push_folder
-from vdr.publish.provenance import changed_params, git_commit, pipeline_hashes
+from vdr.publish.provenance import (
+    Provenance,
+    changed_params,
+    git_commit,
+    pipeline_hashes,
+    pipeline_outputs,
+    uncommitted_changes,
+)
 from vdr.stage import parse_args, stage_process
 
 
@@ -39,6 +56,7 @@ from vdr.stage import parse_args, stage_process
 class Paths:
     params: Path = Path("params.yaml")
     embedder: Path = Path("models/embedder")
+    reranker: Path = Path("models/reranker")
     multivector: Path = Path("models/multivector")
     metrics: Path = Path("metrics/evaluate.json")
     multivector_metrics: Path = Path("metrics/multivector.json")
@@ -46,12 +64,26 @@ class Paths:
     generate_metrics: Path = Path("metrics/generate.json")
     picture: Path = Path("reports") / PICTURE
     output: Path = Path("models/published")
+    reranker_output: Path = Path("models/published_reranker")
     multivector_output: Path = Path("models/published_multivector")
 
 
+def is_saved_model(folder: Path) -> bool:
+    return (folder / "modules.json").exists()
+
+
 def require_saved_model(folder: Path, stage: str) -> None:
-    if not (folder / "modules.json").exists():
+    if not is_saved_model(folder):
         raise FileNotFoundError(f"{folder} is not a saved sentence-transformers model; run `dvc repro {stage}` first")
+
+
+def describe(load):
+    """The details of the model `load()` returns (from its published folder, as a user loads it); then free it."""
+    model = load()
+    details = model_details(model)
+    del model
+    gc.collect()
+    return details
 
 
 def main(paths: Paths) -> None:
@@ -62,19 +94,36 @@ def main(paths: Paths) -> None:
         publish=Publish,
         fetch=Fetch,
         mine=Mine,
+        mine_reranker=MineReranker,
         train_embedder=TrainEmbedder,
         train_reranker=TrainReranker,
         train_multivector=TrainMultivector | None,
     )
     publish = params.publish
     late = params.late_interaction
+    commit = git_commit()
+    uncommitted = uncommitted_changes(pipeline_outputs(Path("dvc.yaml")))
     if publish.push:
         hub_token()
+        require_hub_base(params.train_embedder, params.models.embedder, "train_embedder")
+        if publish.reranker_repo_id is not None:
+            require_hub_base(params.train_reranker, params.models.reranker, "train_reranker")
+        require_hub_base(late, params.models.embedder, "train_multivector")
+        if uncommitted and not publish.allow_dirty:
+            listed = ", ".join(uncommitted[:5]) + (", ..." if len(uncommitted) > 5 else "")
+            raise RuntimeError(
+                f"publish.push is true but the working tree differs from git commit {commit} in {len(uncommitted)} "
+                f"tracked file(s) ({listed}), so the commit the cards name would not reproduce the models; commit "
+                "them, or set publish.allow_dirty: true to publish anyway (the cards then say so)"
+            )
     require_saved_model(paths.embedder, "train_embedder")
+    reranker = is_saved_model(paths.reranker)
+    if not reranker and publish.push and publish.reranker_repo_id is not None:
+        require_saved_model(paths.reranker, "train_reranker")
     if late is not None:
         require_saved_model(paths.multivector, "train_multivector")
 
-    # 2. The cards: results, data, parameters and provenance
+    # 2. What every card shares: the results, the data and where the models came from
     metrics = json.loads(paths.metrics.read_text())
     full_size = max(int(dim) for dim in metrics["finetuned"]["dims"])  # evaluate scores the model's full size too
     if publish.truncate_dim is not None and publish.truncate_dim > full_size:
@@ -82,55 +131,69 @@ def main(paths: Paths) -> None:
             f"publish.truncate_dim: {publish.truncate_dim} exceeds the model's embedding size {full_size}; "
             "lower it (or null: the full size)"
         )
-    fetch_metrics = json.loads(paths.fetch_metrics.read_text()) if paths.fetch_metrics.exists() else {}
-    generate_metrics = json.loads(paths.generate_metrics.read_text()) if paths.generate_metrics.exists() else {}
-    commit = git_commit()
-    experiment = os.environ.get("DVC_EXP_NAME", "workspace")  # set by `dvc exp run`
-    overrides = changed_params(str(paths.params), commit)
-    hashes = pipeline_hashes(Path("dvc.lock"))
+    provenance = Provenance(
+        commit=commit,
+        experiment=os.environ.get("DVC_EXP_NAME", "workspace"),  # set by `dvc exp run`
+        overrides=changed_params(str(paths.params), commit),
+        hashes=pipeline_hashes(Path("dvc.lock")),
+        fetch_metrics=json.loads(paths.fetch_metrics.read_text()) if paths.fetch_metrics.exists() else {},
+        generate_metrics=json.loads(paths.generate_metrics.read_text()) if paths.generate_metrics.exists() else {},
+        uncommitted=uncommitted,
+    )
     picture = paths.picture.exists()
-    card = model_card(params, metrics, fetch_metrics, commit, experiment, overrides, hashes, picture, generate_metrics)
-    late_card = None
-    if late is not None:
-        late_metrics = json.loads(paths.multivector_metrics.read_text())
-        late_card = multivector_card(
-            params, metrics, late_metrics, fetch_metrics, commit, experiment, overrides, hashes, generate_metrics
-        )
 
-    # 3. The model folders plus their cards, written atomically; the multi-vector one empty when it is off
+    # 3. The model folders, each with its card, written atomically; a model that is not there leaves its folder empty
     with atomic_path(paths.output) as folder:
         shutil.copytree(paths.embedder, folder)
         set_truncate_dim(folder, publish.truncate_dim)
         set_adapter_base(folder, hub_model_id(params.models.embedder))
-        (folder / "README.md").write_text(card)
+        details = describe(lambda: load_embedder(str(folder), params.models))
+        (folder / "README.md").write_text(model_card(params, metrics, provenance, details, picture))
         if picture:
             shutil.copyfile(paths.picture, folder / PICTURE)
-    with atomic_path(paths.multivector_output) as folder:
-        if late_card is None:
+    with atomic_path(paths.reranker_output) as folder:
+        if not reranker:
             folder.mkdir()
+            print(f"no reranker in {paths.reranker} (train_reranker has not run): {paths.reranker_output} is empty")
         else:
+            shutil.copytree(paths.reranker, folder)
+            set_adapter_base(folder, hub_model_id(params.models.reranker))
+            details = describe(lambda: load_reranker(str(folder), params.models))
+            (folder / "README.md").write_text(reranker_card(params, metrics, provenance, details))
+    with atomic_path(paths.multivector_output) as folder:
+        if late is None:
+            folder.mkdir()
+            print(f"late interaction is off (train_multivector.enabled: false): {paths.multivector_output} is empty")
+        else:
+            late_metrics = json.loads(paths.multivector_metrics.read_text())
             shutil.copytree(paths.multivector, folder)
             set_adapter_base(folder, hub_model_id(params.models.embedder))
-            (folder / "README.md").write_text(late_card)
-    if late is None:
-        print(f"late interaction is off (train_multivector.enabled: false): {paths.multivector_output} is empty")
+            details = describe(lambda: load_multivector(str(folder), params.models))
+            card = multivector_card(params, metrics, late_metrics, provenance, details)
+            (folder / "README.md").write_text(card)
 
     # 4. Push when asked: one commit per repo, unchanged files are not sent again
     published = [(paths.output, publish.repo_id, "publish.repo_id")]
+    if reranker:
+        published.append((paths.reranker_output, publish.reranker_repo_id, "publish.reranker_repo_id"))
     if late is not None:
         published.append((paths.multivector_output, publish.multivector_repo_id, "publish.multivector_repo_id"))
     if not publish.push:
         for folder, _, key in published:
             print(f"dry run: {folder} is ready; set publish.push: true and {key} to upload it")
         return
-    for folder, repo_id, _ in published:
+    for folder, repo_id, key in published:
+        if repo_id is None:
+            print(f"not pushed: {folder} is ready; set {key} to upload it too")
+            continue
         url = push_folder(
             folder,
             repo_id,
             publish.private,
-            commit_message=f"Publish DVC experiment {experiment} at git {commit}",
+            commit_message=f"Publish DVC experiment {provenance.experiment} at git {commit}",
             commit_description=(
-                f"Model card and weights from the vdr pipeline (DVC experiment `{experiment}`, git commit `{commit}`)."
+                f"Model card and weights from the vdr pipeline (DVC experiment `{provenance.experiment}`, git commit "
+                f"`{commit}`)."
             ),
         )
         print(f"published {folder} to {repo_id}: {url}")

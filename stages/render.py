@@ -2,7 +2,8 @@
 the documents arrive as screenshots (the layout fetch declared in data/raw/layout.json), normalise them: RGB, at most
 render.max_pixels;
 your own documents (fetch.source: documents): every page of every PDF rasterised at render.dpi with its text
-layer, PNG/JPEG pages normalised.
+layer, PNG/JPEG pages normalised; every page at most render.max_pixels (a larger one is scaled down, its aspect
+kept, and counted in metrics/render.json), and a document that fails is named by its file.
 
     python stages/render.py           (run by `dvc repro render`)
 
@@ -177,21 +178,27 @@ def main(paths: Paths) -> None:
 def render_documents(params, documents_path: Path, output: Path, metrics_path: Path) -> None:
     # 1. The documents fetch kept, each with its split and how many pages to render
     documents = read_table(documents_path)
-    require_columns(documents, ["id", "kind", "split", "pages", "content"], documents_path)
+    require_columns(documents, ["id", "name", "kind", "split", "pages", "content"], documents_path)
     if params.dpi is None or params.max_pixels is None:
         raise ValueError(
-            "render.dpi and render.max_pixels: your documents' PDF pages are rasterised at render.dpi, their PNG/JPEG "
-            "pages kept at most render.max_pixels; set both (e.g. 100 and 4000000)"
+            "render.dpi and render.max_pixels: your documents' PDF pages are rasterised at render.dpi, and every page "
+            "(PDF or PNG/JPEG) is kept at most render.max_pixels; set both (e.g. 100 and 4000000)"
         )
 
-    # 2. Every page: rasterised with its text layer (PDF) or normalised (image); a document that fails is named
-    pages, bad = {}, {}
+    # 2. Every page: rasterised with its text layer (PDF) or normalised (image), at most render.max_pixels either
+    #    way; a document that fails is named by its file
+    pages, bad, skipped, scaled = {}, {}, [], 0
     for split in ("train", "eval"):
         rows = documents.filter(pa.compute.equal(documents["split"], split)).to_pylist()
-        jobs = [(r["id"], r["kind"], r["content"], r["pages"], params.dpi, params.max_pixels) for r in rows]
+        jobs = [(r["id"], r["name"], r["kind"], r["content"], r["pages"], params.dpi, params.max_pixels) for r in rows]
         rendered = map_pages(page_rows, jobs, params.workers, f"render {split} documents")
-        bad[split] = bad_pages(rendered, params.on_bad_page, documents_path)
+        bad[split] = bad_pages(rendered, params.on_bad_page, documents_path, "document(s)")
+        names = {r["id"]: r["name"] for r in rows}
+        skipped += [{"file": names[d["id"]], "why": d["error"]} for d in rendered if "error" in d]
         pages[split] = [row for document in rendered if "error" not in document for row in document["rows"]]
+        scaled += sum(document["scaled_down"] for document in rendered if "error" not in document)
+    if scaled:
+        print(f"{scaled} page(s) above render.max_pixels ({params.max_pixels:,}) at render.dpi scaled down to it")
     if not pages["train"] or not pages["eval"]:
         empty = "train" if not pages["train"] else "eval"
         raise ValueError(f"{documents_path}: no {empty} page could be rendered; the stages after render need both")
@@ -209,6 +216,8 @@ def render_documents(params, documents_path: Path, output: Path, metrics_path: P
             "eval_pages": len(pages["eval"]),
             "pages_without_text_layer": sum(not page["text"].strip() for page in every),  # read through OCR
             "skipped_bad_documents": bad,
+            "skipped_files": skipped,  # each with why, its path relative to fetch.path
+            "pages_scaled_down": scaled,  # above render.max_pixels at render.dpi
             "dpi": params.dpi,
             "max_pixels": params.max_pixels,
             "mean_page_text_chars": round(sum(len(p["text"]) for p in every) / len(every), 1),

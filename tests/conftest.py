@@ -1,11 +1,19 @@
 """Fixtures every test module can ask for; helpers to import live in tests/support."""
 
+import os
+
 import pytest
 
 from tests.support.repo import REPO as REPO
 from tests.support.repo import make_tiny_repo, run, stage_environment
 from tests.support.tiny_vlm import build
 from tests.support.training import EMBEDDER, run_training_stage
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _folder_fingerprints_apart(tmp_path_factory):
+    """The documents folder's hash cache (vdr/data/folder.py) goes to a throwaway folder, not the user's cache."""
+    os.environ.setdefault("VDR_FINGERPRINT_CACHE", str(tmp_path_factory.mktemp("fingerprint-cache")))
 
 
 @pytest.fixture

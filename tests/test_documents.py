@@ -4,21 +4,29 @@ against a loopback OpenAI-compatible server that also fails, stalls and answers 
 
 import io
 import json
+import os
 import random
 import shutil
+import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from fpdf import FPDF
 from PIL import Image, ImageDraw
 
+import vdr.data.folder
 from benchmarks.query_server import answer
+from stages.render import render_documents
 from tests.support.openai_server import ChatServer, Reply
 from tests.support.repo import REPO, STAGES, TINY, commit_all, copy_project, ran_stages, run
+from vdr.config.fetch import FetchDocuments
 from vdr.config.profiles import compose
-from vdr.data.documents import read_documents, split_documents
+from vdr.config.render import Render
+from vdr.data.documents import page_rows, read_documents, split_documents
 from vdr.data.folder import folder_fingerprint, scan_folder
+from vdr.data.sources import fetch_documents
 from vdr.errors import fields_under
 from vdr.io.qrels import read_qrels
 
@@ -104,13 +112,177 @@ def test_documents_are_identified_by_content_and_split_by_document(tmp_path):
 
 def test_the_folder_fingerprint_changes_with_the_folder(tmp_path):
     folder = make_folder(tmp_path / "docs", documents=2)
-    before = folder_fingerprint(folder)
-    assert folder_fingerprint(folder) == before
+    before = folder_fingerprint(folder, cache_dir=tmp_path / "cache")
+    assert folder_fingerprint(folder, cache_dir=tmp_path / "cache") == before
     write_pdf(folder / "new.pdf", ["a new manual"])
-    assert folder_fingerprint(folder) != before
+    assert folder_fingerprint(folder, cache_dir=tmp_path / "cache") != before
     with pytest.raises(ValueError, match=r"^fetch\.path: .* is not a folder"):
         with fields_under("fetch"):
             folder_fingerprint(tmp_path / "missing")
+
+
+def raw_pdf(pages: int, count: int | None = None, size: tuple[float, float] = (612, 792)) -> bytes:
+    """A PDF written object by object: `pages` pages in its page tree, which claims `count` (default: `pages`)."""
+    content = b"BT /F1 24 Tf 72 72 Td (A page) Tj ET"
+    font = "<< /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>"
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {count or pages} >>"]
+    for i in range(pages):
+        media, contents = f"[0 0 {size[0]} {size[1]}]", f"{4 + 2 * i} 0 R"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox {media} /Contents {contents} /Resources {font} >>")
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    out, offsets = bytearray(b"%PDF-1.7\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body.encode() if isinstance(body, str) else body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_file_replaced_with_the_same_size_and_modification_time_changes_the_fingerprint(tmp_path, monkeypatch):
+    """Content decides: `cp -p`, `rsync -t` or a restore from a backup keep the size and the modification time, and
+    the change time (which no call can set back) tells the cached hash is stale."""
+    folder, cache = make_folder(tmp_path / "docs", documents=3), tmp_path / "cache"
+    hashed = []
+    monkeypatch.setattr(
+        vdr.data.folder,
+        "file_sha256",
+        lambda path, real=vdr.data.folder.file_sha256: hashed.append(path.name) or real(path),
+    )
+    fingerprint = lambda: folder_fingerprint(folder, cache_dir=cache)  # noqa: E731
+    files = len(scan_folder(folder))
+
+    # a file written just now is hashed again next time (the same clock tick could hold a second write)
+    before = fingerprint()
+    assert len(hashed) == files and fingerprint() == before and len(hashed) == 2 * files
+
+    # once they are older than RACY_NS, the cache holds them: a repeat reads no file
+    monkeypatch.setattr(vdr.data.folder, "RACY_NS", 0)
+    time.sleep(0.05)
+    hashed.clear()
+    assert fingerprint() == before and len(hashed) == files
+    hashed.clear()
+    assert fingerprint() == before and hashed == []
+
+    # touched only (a new modification time, the same bytes): hashed again, the same fingerprint, fetch does not rerun
+    target = folder / "manual-1.pdf"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    time.sleep(0.05)
+    assert fingerprint() == before and hashed == ["manual-1.pdf"]
+
+    # other bytes of the same size, the modification time restored as `cp -p` restores it
+    old = target.stat()
+    replacement = tmp_path / "other.pdf"
+    write_pdf(replacement, [page_text(99, 0)])
+    content = replacement.read_bytes()[: old.st_size].ljust(old.st_size, b" ")
+    assert content != target.read_bytes()
+    with open(target, "r+b") as file:
+        file.write(content)
+    os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns))
+    new = target.stat()
+    assert (new.st_size, new.st_mtime_ns, new.st_ino) == (old.st_size, old.st_mtime_ns, old.st_ino)
+    assert new.st_ctime_ns != old.st_ctime_ns  # Linux: the write and the utime each set the change time to now
+    time.sleep(0.05)
+    changed = fingerprint()
+    assert changed != before and hashed == ["manual-1.pdf"] * 2  # only the file whose change time moved is read
+
+    # a corrupt or missing cache only means hashing again
+    for entry in cache.iterdir():
+        entry.write_text("{not json")
+    hashed.clear()
+    assert fingerprint() == changed and len(hashed) == files
+    shutil.rmtree(cache)
+    assert fingerprint() == changed and len(hashed) == 2 * files
+
+
+def fetch_params(folder, **values) -> FetchDocuments:
+    return FetchDocuments(source="documents", path=str(folder), eval_share=0.5, **values)
+
+
+def render_params(**values) -> Render:
+    return Render.model_validate({"dpi": 100, "max_pixels": 4_000_000, "shard_size": 50, "workers": 1} | values)
+
+
+def test_a_huge_pdf_page_is_scaled_down_to_max_pixels(tmp_path):
+    """A 14,400 x 14,400 pt page (PDF's largest) at 100 dpi would be 20,000 x 20,000 pixels: render.max_pixels bounds
+    PDF pages as it bounds image pages, the aspect kept, and the pages scaled down are counted."""
+    folder = tmp_path / "docs"
+    write_pdf(folder / "a.pdf", [page_text(1, 0)])  # A4: 595.28 x 841.89 pt, 827 x 1170 pixels at 100 dpi
+    pdf = FPDF(unit="pt", format=(14400, 14400))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=400)
+    pdf.text(1000, 2000, "A poster")
+    (folder / "posters").mkdir()
+    pdf.output(str(folder / "posters" / "poster.pdf"))
+    (folder / "scan.png").write_bytes(scanned_page("a scanned page"))  # 900 x 300: below the bound, kept as it is
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fetch_documents(fetch_params(folder), raw)
+    metrics = tmp_path / "render.json"
+    render_documents(render_params(max_pixels=1_000_000), raw / "documents.parquet", tmp_path / "pages", metrics)
+    rendered = json.loads(metrics.read_text())
+    assert rendered["pages_scaled_down"] == 1 and rendered["skipped_files"] == []
+    pages = pq.read_table(tmp_path / "pages").to_pylist()
+    assert sorted((page["width"], page["height"]) for page in pages) == [(827, 1170), (900, 300), (1000, 1000)]
+    poster = next(page for page in pages if page["width"] == page["height"])
+    with Image.open(io.BytesIO(poster["image"])) as image:
+        assert image.size == (1000, 1000)
+    assert "A poster" in poster["text"]
+
+
+def test_pdfs_with_no_pages_or_missing_pages_are_named_by_their_file(tmp_path):
+    """A PDF with no page says so (PDFium's own words are "Failed to load document (PDFium: Success)"); a page tree
+    claiming 5,000 pages over one is found by fetch; every message names the file, relative to fetch.path."""
+    folder = tmp_path / "docs"
+    for d in range(3):
+        write_pdf(folder / f"manual-{d}.pdf", [page_text(d, 0)])
+    (folder / "sub").mkdir()
+    (folder / "sub" / "no pages.pdf").write_bytes(raw_pdf(0))
+    (folder / "sub" / "claims.pdf").write_bytes(raw_pdf(1, count=5000))
+
+    # fetch: skipped and counted, or (on_bad_document: error) stopped, naming the file
+    _, _, bad = read_documents(scan_folder(folder), folder, "skip")
+    assert dict(bad) == {
+        "sub/claims.pdf": "page 2 of the 5,000 its page tree lists cannot be loaded (Failed to load page.): the file "
+        "is damaged or truncated; repair it (e.g. `qpdf in.pdf out.pdf`) or remove it",
+        "sub/no pages.pdf": "the PDF has no pages (its page tree is empty or missing)",
+    }
+    with pytest.raises(ValueError, match=r"sub/claims\.pdf: page 2 of the 5,000 .*on_bad_document: skip"):
+        read_documents(scan_folder(folder), folder, "error")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fetched = fetch_documents(fetch_params(folder, on_bad_document="skip"), raw)
+    assert [entry["file"] for entry in fetched["skipped_bad_documents"]] == ["sub/claims.pdf", "sub/no pages.pdf"]
+    (folder / "sub" / "claims.pdf").unlink()
+    with pytest.raises(ValueError, match=r"sub/no pages\.pdf: the PDF has no pages \(its page tree is empty"):
+        read_documents(scan_folder(folder), folder, "error")
+
+    # only the pages render will read must load: the first of a tree claiming 5,000 is enough for max_pages 1
+    (folder / "sub" / "claims.pdf").write_bytes(raw_pdf(1, count=5000))
+    documents, _, bad = read_documents(scan_folder(folder), folder, "skip", max_pages=1)
+    assert [d.name for d in documents] == ["manual-0.pdf", "manual-1.pdf", "manual-2.pdf", "sub/claims.pdf"]
+
+    # render, handed such a document all the same (a data/raw of before): the file and the page are named
+    job = ("0123abcd", "sub/claims.pdf", "pdf", raw_pdf(1, count=5000), 3, 100, 4_000_000)
+    message = r"^render: sub/claims\.pdf \(document '0123abcd'\) could not be rasterised: page 2 of 5,000: Pdfium"
+    with pytest.raises(RuntimeError, match=message):
+        page_rows(job)
+    rows = pq.read_table(raw / "documents.parquet").to_pylist()  # 1 train, 2 held out
+    held_out = next(i for i, row in enumerate(rows) if row["split"] == "eval")
+    rows[held_out] |= {"name": "sub/claims.pdf", "content": raw_pdf(1, count=5000), "pages": 3}
+    pq.write_table(pa.Table.from_pylist(rows), raw / "documents.parquet")
+    paths = raw / "documents.parquet", tmp_path / "pages", tmp_path / "render.json"
+    with pytest.raises(RuntimeError, match=r"render: sub/claims\.pdf .*page 2 of 5,000.*1 bad document\(s\) in all"):
+        render_documents(render_params(), *paths)
+    render_documents(render_params(on_bad_page="skip"), *paths)
+    rendered = json.loads((tmp_path / "render.json").read_text())
+    assert rendered["skipped_bad_documents"] == {"train": 0, "eval": 1}
+    assert [entry["file"] for entry in rendered["skipped_files"]] == ["sub/claims.pdf"]
+    assert "page 2 of 5,000" in rendered["skipped_files"][0]["why"]
 
 
 # --- the whole profile through DVC ----------------------------------------------------------------------------
@@ -165,7 +337,11 @@ def documents_repo(tmp_path, stage_env):
 def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tmp_path, stage_env):
     repo, folder = documents_repo, make_folder(tmp_path / "my documents")
     cache = tmp_path / "answers"
-    env = stage_env | {"OPENAI_API_KEY": SECRET, "VDR_GENERATE_CACHE": str(cache)}
+    env = stage_env | {
+        "OPENAI_API_KEY": SECRET,
+        "VDR_GENERATE_CACHE": str(cache),
+        "VDR_FINGERPRINT_CACHE": str(tmp_path / "fingerprints"),
+    }
 
     with ChatServer(responder, with_body=True) as server:
         # 1. The whole pipeline from the folder, composed by DVC from conf/

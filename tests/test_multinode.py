@@ -62,9 +62,26 @@ def test_a_pytorchjob_pod_gives_everything():
 def test_plain_variables_and_their_precedence_over_slurm():
     plain = {"NNODES": "3", "NODE_RANK": "2", "MASTER_ADDR": "10.0.0.1"}
     assert node_setup(3, None, "train_embedder", plain).rank == 2
-    # NODE_RANK, set on purpose, wins over SLURM_NODEID, which every Slurm job has; PET_* win over both
-    assert node_setup(2, None, "s", {**SLURM, "NODE_RANK": "0", "MASTER_ADDR": "h"}).rank == 0
-    assert node_setup(2, None, "s", {**SLURM, "PET_NODE_RANK": "0", "NODE_RANK": "1", "MASTER_ADDR": "h"}).rank == 0
+    # the rank is named after the first source set: PET_*, then NODE_RANK, then SLURM_NODEID; they agree
+    assert node_setup(2, None, "s", {**SLURM, "NODE_RANK": "1", "MASTER_ADDR": "h"}).rank_source == "NODE_RANK"
+    both = {**SLURM, "PET_NODE_RANK": "1", "NODE_RANK": " 1", "MASTER_ADDR": "h"}
+    assert (node_setup(2, None, "s", both).rank, node_setup(2, None, "s", both).rank_source) == (1, "PET_NODE_RANK")
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({**SLURM, "NODE_RANK": "0"}, "NODE_RANK is 0 but SLURM_NODEID is 1: two sources of this node's rank"),
+        ({"PET_NODE_RANK": "0", "NODE_RANK": "1"}, "PET_NODE_RANK is 0 but NODE_RANK is 1: two sources"),
+    ],
+    ids=["NODE_RANK-and-SLURM_NODEID", "PET_NODE_RANK-and-NODE_RANK"],
+)
+def test_sources_of_the_rank_that_disagree_stop_naming_both(environ, message):
+    """Was SILENT: the first source won, so NODE_RANK=0 exported to every node of a Slurm job made two nodes rank 0."""
+    with pytest.raises(ValueError) as error:
+        node_setup(2, None, "train_embedder", {**environ, "MASTER_ADDR": "h"})
+    assert message in str(error.value)
+    assert node_setup(1, None, "train_embedder", environ) is None  # one node reads no rank
 
 
 def test_params_endpoint_wins_over_the_environment():

@@ -151,3 +151,59 @@ def test_a_matryoshka_dimension_larger_than_the_model_stops_the_stage_at_start(t
             )
         )
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "embedder").exists()
+
+
+def number_keys(params: dict, prefix: str = ""):
+    """The dotted key of every number in `params` (booleans aside), and of every list of whole numbers."""
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from number_keys(value, f"{name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield name
+        elif isinstance(value, list) and value and all(type(item) is int for item in value):
+            yield name
+
+
+def set_key(params: dict, key: str, value) -> None:
+    *sections, last = key.split(".")
+    for section in sections:
+        params = params[section]
+    params[last] = value
+
+
+COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def committed_value(key: str):
+    value = COMMITTED
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+@pytest.mark.parametrize("key", list(number_keys(COMMITTED)))
+def test_a_boolean_where_a_number_is_expected_is_refused_naming_the_key(tmp_path, key):
+    """Was SILENT: pydantic's lax mode read `epochs: true` and `seed: true` as 1. Every number of params.yaml, each
+    integer and float key, and a list of numbers too."""
+    is_list = isinstance(committed_value(key), list)
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, lambda p: set_key(p, key, [True] if is_list else True)))
+    assert f"{key}{'.0' if is_list else ''}: must be a number, not the boolean true" in str(error.value)
+
+
+def test_floats_still_take_integers_and_integers_still_take_whole_floats(tmp_path):
+    def numbers(params):
+        params["train_embedder"].update(epochs=2, warmup_ratio=0)
+        params["search"]["max_memory_mb"] = 512
+        params["mine"]["batch_size"] = 64.0
+
+    params = load_params(write(tmp_path, numbers))
+    assert (params.train_embedder.epochs, params.train_embedder.warmup_ratio, params.search.max_memory_mb) == (
+        2,
+        0,
+        512,
+    )
+    assert type(params.mine.batch_size) is int and params.mine.batch_size == 64
+    with pytest.raises(ParamsError, match="train_reranker.save_steps: must be a number, not the boolean false"):
+        load_params(write(tmp_path, lambda p: p["train_reranker"].update(save_steps=False)))  # an int | float union

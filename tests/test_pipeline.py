@@ -19,13 +19,13 @@ pytestmark = pytest.mark.e2e  # dvc repro, the stage scripts as subprocesses
 
 def snapshot(repo):
     """The data and model hashes of dvc.lock and the metrics, without timings
-    (the published card names its git commit)."""
+    (the published cards name their git commit)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     hashes = {
         out["path"]: out["md5"]
         for stage in lock["stages"].values()
         for out in stage.get("outs", [])
-        if out["path"].startswith(("data/", "models/")) and out["path"] != "models/published"
+        if out["path"].startswith(("data/", "models/")) and not out["path"].startswith("models/published")
     }
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for system in ("finetuned+reranker", "finetuned+reranker_only"):

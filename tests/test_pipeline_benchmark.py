@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from benchmarks.pipeline import INSTRUCTION_SETS, override_params, table
+from benchmarks.pipeline import INSTRUCTION_SETS, override_params, overrides_for, table
 from vdr.config.precision import native_bf16_cpu
 
 
@@ -31,3 +31,12 @@ def test_a_reference_override_sets_an_existing_key_and_refuses_an_unknown_one(tm
 def test_the_avx2_setting_hides_native_bf16_from_the_stages():
     assert INSTRUCTION_SETS["native"] == {}
     assert not native_bf16_cpu({"avx512_bf16", "amx_bf16"}, environ=INSTRUCTION_SETS["avx2"])
+
+
+def test_a_reference_override_can_be_limited_to_one_instruction_set():
+    given = ["avx2:encode.bf16=false", "evaluate.top_k=10", "native:evaluate.fusion_weight=0.3"]
+    assert overrides_for("avx2", given) == ["encode.bf16=false", "evaluate.top_k=10"]
+    assert overrides_for("native", given) == ["evaluate.top_k=10", "evaluate.fusion_weight=0.3"]
+    assert overrides_for("native", ["generate.base_url=http://host:8000"]) == ["generate.base_url=http://host:8000"]
+    with pytest.raises(SystemExit, match="'sse4' is not an instruction set"):
+        overrides_for("native", ["sse4:encode.bf16=false"])

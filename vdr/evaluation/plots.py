@@ -11,6 +11,15 @@ import re
 from vdr.evaluation.report import ROW_LABELS
 
 TITLE = "NDCG@10 by embedding dimension"
+SUBTITLE = "held-out set; each dimension: the full-size embeddings truncated and renormalised"
+
+# Text is measured by the renderer in its own font, and a viewer may draw the SVG in a wider one: legends go below
+# the chart (long labels, such as "finetuned embedder + finetuned reranker", get the chart's width), nothing is cut
+# short with an ellipsis (limits 0), and the right padding leaves room for wider glyphs.
+TITLE_STYLE = {"anchor": "start", "limit": 0, "subtitleFontSize": 10, "subtitleColor": "#555"}
+LEGEND = {"orient": "bottom", "direction": "vertical", "labelLimit": 0, "titleLimit": 0}
+PADDING = {"left": 5, "top": 5, "right": 30, "bottom": 5}
+CONFIG = {"axis": {"titleFontSize": 12, "labelFontSize": 11, "titleLimit": 0}, "legend": {"labelFontSize": 11}}
 
 
 INSTALL_HINT = "pip install -r requirements.lock"
@@ -85,22 +94,29 @@ def ndcg_by_dimension_spec(plot_data: list[dict]) -> dict:
     dims = sorted({row["dim"] for row in rows})
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "title": TITLE,
-        "width": 420,
-        "height": 280,
+        "title": {"text": TITLE, "subtitle": SUBTITLE, **TITLE_STYLE},
+        "width": 440,
+        "height": 260,
+        "padding": PADDING,
         "data": {"values": rows},
-        "mark": {"type": "line", "point": True},
+        "mark": {"type": "line", "point": {"filled": True, "size": 50}, "strokeWidth": 2},
         "encoding": {
             "x": {
                 "field": "dim",
                 "type": "quantitative",
-                "title": "embedding dimension (Matryoshka truncation)",
+                "title": "embedding dimension (Matryoshka truncation, log2 scale)",
                 "scale": {"type": "log", "base": 2, "domain": [dims[0], dims[-1]]},
                 "axis": {"values": dims, "format": "d", "grid": True},
             },
-            "y": {"field": "ndcg", "type": "quantitative", "title": "NDCG@10", "scale": {"zero": False}},
-            "color": {"field": "system", "type": "nominal", "title": "system", "sort": labels},
+            "y": {
+                "field": "ndcg",
+                "type": "quantitative",
+                "title": "NDCG@10 (0 to 1, higher is better)",
+                "scale": {"zero": False},
+            },
+            "color": {"field": "system", "type": "nominal", "title": "system", "sort": labels, "legend": LEGEND},
         },
+        "config": CONFIG,
     }
 
 

@@ -67,13 +67,25 @@ def _mean_pooling_cross_encoder(path: str, max_length: int | None, model_kwargs:
     transformer = Transformer(
         path, transformer_task="feature-extraction", max_seq_length=max_length, model_kwargs=model_kwargs or None
     )
-    if getattr(transformer.model, "pooler", None) is not None:
-        transformer.model.pooler = (
-            None  # BERT's [CLS] pooler goes unused under mean pooling (and DDP wants every weight used)
-        )
+    drop_pooler(transformer)
     width = transformer.get_embedding_dimension()
     head = Dense(width, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
     return CrossEncoder(modules=[transformer, Pooling(width, "mean"), head])
+
+
+def drop_pooler(transformer) -> None:
+    """BERT's [CLS] pooler goes unused under mean pooling (and DDP wants every weight used): drop it, and record in
+    the module's saved config (sentence_bert_config.json `model_kwargs`) that the model is built without one, so
+    that the saved reranker loads anywhere (`CrossEncoder(folder)`, this loader) with no weight newly initialized."""
+    import inspect
+
+    network = transformer.model
+    if getattr(network, "pooler", None) is None:
+        return
+    network.pooler = None
+    if "add_pooling_layer" in inspect.signature(type(network).__init__).parameters:
+        transformer.model_kwargs = {"add_pooling_layer": False}
+        transformer.config_keys = [*transformer.config_keys, "model_kwargs"]  # saved with the module's config
 
 
 def keep_first_layers(model, num_layers: int | None) -> None:

@@ -1,4 +1,5 @@
-"""Edits of a saved model folder before it is published: its adapter's base model name, its output size."""
+"""Edits of a saved model folder before it is published: its adapter's base model name, its output size; and what
+a folder must hold to be pushed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 from vdr.models.adapters import adapter_config, transformer_folder
+from vdr.publish.hub import hub_model_id
 
 
 def set_adapter_base(folder: Path, base: str | None) -> None:
@@ -28,3 +30,15 @@ def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     config["truncate_dim"] = truncate_dim
     config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def require_hub_base(train, base: str, section: str) -> None:
+    """A LoRA adapter published alone (`section`.lora with merge: false) loads its base model by the name it holds:
+    pushed, that must be a Hub model, not a folder of this machine that nobody else has (nor should see)."""
+    if train is None or train.lora is None or train.lora.merge or hub_model_id(base) is not None:
+        return
+    raise ValueError(
+        f"{section}.lora: publish.push is true and the adapter is published without its base model, a local folder "
+        f"({base}) that the Hub cannot name, so nobody could load it; set {section}.lora.merge: true to publish a "
+        "full model, or train from a model on the Hub"
+    )

@@ -8,7 +8,9 @@ Where the values come from (`node_setup`):
 - node 0's address: `<stage>.rdzv_endpoint` (host:port) when set, else the environment. Set in params, it is a
   deliberate choice for the experiment (a fixed head node without a scheduler); left null, the scheduler decides.
 In the environment the first variable set wins: torchrun's own names (PET_*, which a Kubeflow PyTorchJob sets),
-then the plain ones a job script sets on purpose, then Slurm's, which every Slurm job has:
+then the plain ones a job script sets on purpose, then Slurm's, which every Slurm job has. This node's rank is the
+exception: every variable of it that is set must agree (NODE_RANK=0 exported to every node of a Slurm job, beside
+SLURM_NODEID=1, would make two nodes rank 0), or node_setup stops naming both.
 
     node count   PET_NNODES, NNODES, SLURM_JOB_NUM_NODES, SLURM_NNODES
     node rank    PET_NODE_RANK, NODE_RANK, SLURM_NODEID
@@ -64,13 +66,15 @@ class Nodes:
     master_source: str
 
 
+def _every(environ: Mapping[str, str], names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(name, value) of each of `names` set (non-empty) in `environ`, in the order of `names`."""
+    return [(name, environ[name].strip()) for name in names if environ.get(name, "").strip()]
+
+
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
     """(name, value) of the first of `names` set (non-empty) in `environ`."""
-    for name in names:
-        value = environ.get(name, "").strip()
-        if value:
-            return name, value
-    return None
+    found = _every(environ, names)
+    return found[0] if found else None
 
 
 def _whole_number(name: str, value: str, fix: str) -> int:
@@ -136,6 +140,13 @@ def node_setup(
         )
     rank_source, value = ranked
     rank = _whole_number(rank_source, value, f"set it to {rank_fix}")
+    for other, other_value in _every(environ, NODE_RANK):
+        if _whole_number(other, other_value, f"set it to {rank_fix}") != rank:
+            raise ValueError(
+                f"{rank_source} is {rank} but {other} is {other_value}: two sources of this node's rank disagree, "
+                f"so nodes could share a rank; unset one of them or make them agree (this node's number from 0 to "
+                f"{num_nodes - 1}, the same in both)"
+            )
     if rank >= num_nodes:
         raise ValueError(
             f"{rank_source} is {rank}, outside 0..{num_nodes - 1} for {key} {num_nodes}: "
