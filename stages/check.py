@@ -21,8 +21,8 @@ the run while everything is still in place:
      and a rank r those layers can hold. A model given as a Hub id that is not on disk is not read (nothing is
      downloaded here): its loader checks the same when the stage loads it
   5. what DVC cannot see: the folder fetch.path names (fetch.source documents or local) lies outside the
-     pipeline, so its fingerprint (every file's path and the hash of its bytes, vdr/data/folder.py) is recorded; the stage runs
-     on every `dvc repro` (always_changed), and a changed folder reruns fetch
+     pipeline, so its fingerprint (every file's path and the hash of its bytes, vdr/data/folder.py) is recorded;
+     the stage runs on every `dvc repro` (always_changed), and a changed folder reruns fetch
 Writes metrics/check.json, whose content is the same whenever the checks pass and that folder is unchanged, so a
 passing check never reruns the stages after it.
 """
