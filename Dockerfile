@@ -1,10 +1,11 @@
 # The pipeline on a GPU box: the pipeline's lock file (requirements.lock; the test and lint tools of
 # requirements-dev.lock stay out of the image), Python 3.11, CUDA from the torch wheels (the base image
-# brings the NVIDIA container setup and the driver check).
+# brings the NVIDIA container setup and the driver check). CUDA 13 needs NVIDIA driver 580 or newer on the
+# host (`nvidia-smi` prints it); `python benchmarks/gpu_check.py` stops with that sentence on an older one.
 #
 #   docker build -t vdr .
 #   docker run --rm --gpus all --ipc=host -v vdr-hf:/cache/huggingface -e HF_TOKEN \
-#       -v "$PWD":/workspace vdr dvc exp run -S profile=blog
+#       -v "$PWD":/workspace vdr dvc exp run -S profile=blog -S models.model_kwargs.attn_implementation=sdpa
 #
 # The base image is pinned by tag and digest. To move to a newer one:
 #   docker buildx imagetools inspect nvidia/cuda:<tag> --format '{{json .Manifest.Digest}}'

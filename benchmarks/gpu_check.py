@@ -353,6 +353,22 @@ def encoding(folder: Path, scale: Scale, device: str, count: int = 16) -> dict[s
     return seconds
 
 
+def nvidia_driver() -> str | None:
+    """The host's NVIDIA driver version as nvidia-smi prints it (580.65.06), or None without nvidia-smi."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def too_old(driver: str, major: int) -> bool:
+    """Whether a driver version such as 575.57.08 is below `major`."""
+    return int(driver.split(".")[0]) < major
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=16, help="training steps measured in part 2 (batch 64 each)")
@@ -371,6 +387,14 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA GPU on this machine; nothing to check (run it on a GPU machine)")
         return 0
+    if args.device == "cuda":
+        driver = nvidia_driver()
+        print(f"NVIDIA driver {driver or 'unknown (no nvidia-smi)'}, torch built for CUDA {torch.version.cuda}")
+        if driver and torch.version.cuda and int(torch.version.cuda.split(".")[0]) >= 13 and too_old(driver, 580):
+            sys.exit(
+                f"gpu_check: NVIDIA driver {driver} is older than 580, which CUDA {torch.version.cuda} (the image's "
+                "torch) needs; update the host's driver to 580 or newer"
+            )
     device, scale = args.device, RECIPE_SCALE if args.device == "cuda" else SMOKE
     name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (scaled-down architecture)"
     print(f"gpu_check on {name} (attention: {attention(device)})")

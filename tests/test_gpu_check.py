@@ -55,3 +55,12 @@ def test_the_scaled_down_architecture_keeps_the_published_layout():
     assert small["vision_config"]["out_hidden_size"] == text["hidden_size"]
     assert max(small["vision_config"]["deepstack_visual_indexes"]) < small["vision_config"]["depth"]
     assert max(gpu_check.SMOKE.matryoshka_dims) <= text["hidden_size"]
+
+
+def test_a_driver_older_than_cuda_13_needs_is_named(monkeypatch):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    assert gpu_check.too_old("575.57.08", 580) and not gpu_check.too_old("580.65.06", 580)
+    monkeypatch.setenv("PATH", "")  # no nvidia-smi
+    assert gpu_check.nvidia_driver() is None
