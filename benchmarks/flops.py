@@ -168,29 +168,18 @@ def top_operators(profiler, limit: int) -> list[tuple[str, float, float]]:
 def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: Path):
     """train_embedder's trainer, built as stages/train_embedder.py builds it, with bf16 as given."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
-    )
 
     from vdr.errors import fields_under
     from vdr.models.loading import load_embedder
     from vdr.training.lora import prepare
-    from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, training_arguments
+    from vdr.training.trainer import BATCH_SAMPLERS, embedder_loss, read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
     with fields_under("models"):
         model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     prepare(model, config, params.models.embedder, "train_embedder")
     dataset = read_triplets(MINED, config.max_train_samples)
-    if config.mini_batch_size is None:  # as stages/train_embedder.py builds it
-        inner_loss = MultipleNegativesRankingLoss(model, gather_across_devices=config.gather_across_devices)
-    else:
-        inner_loss = CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
-        )
-    loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
+    loss = embedder_loss(model, config)
     args = training_arguments(
         SentenceTransformerTrainingArguments,
         config,

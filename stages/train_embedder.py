@@ -22,11 +22,6 @@ from pathlib import Path
 
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-from sentence_transformers.sentence_transformer.losses import (
-    CachedMultipleNegativesRankingLoss,
-    MatryoshkaLoss,
-    MultipleNegativesRankingLoss,
-)
 
 from vdr.config.models import Models
 from vdr.config.section import load_sections
@@ -37,7 +32,15 @@ from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
 from vdr.training.lora import prepare
-from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
+from vdr.training.trainer import (
+    BATCH_SAMPLERS,
+    embedder_loss,
+    read_triplets,
+    resumable,
+    save,
+    train,
+    training_arguments,
+)
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,8 @@ def main(paths: Paths) -> None:
         )
         print(f"before training: {evaluator(model)}")
 
-    # 3. Loss: in-batch and hard negatives, at every Matryoshka dimension; the cached loss (GradCache) embeds
-    # mini-batches to bound memory at the cost of a second forward pass, the plain one the whole batch at once
-    if config.mini_batch_size is None:
-        inner_loss = MultipleNegativesRankingLoss(model, gather_across_devices=config.gather_across_devices)
-    else:
-        inner_loss = CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
-        )
-    loss = MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
+    # 3. Loss: MatryoshkaLoss over (Cached)MultipleNegativesRankingLoss, in-batch and hard negatives at every dimension
+    loss = embedder_loss(model, config)
 
     # 4. Training arguments: the shared ones (vdr/training/trainer.py), and the batch sampler
     args = training_arguments(

@@ -161,10 +161,15 @@ $note
 
 
 def dense_loss(config) -> str:
-    """The embedder's inner loss as stages/train_embedder.py builds it."""
+    """The class of the embedder's inner loss, as stages/train_embedder.py chooses it."""
+    return "MultipleNegativesRankingLoss" if config.mini_batch_size is None else "CachedMultipleNegativesRankingLoss"
+
+
+def dense_loss_sentence(config) -> str:
+    """The inner loss as the card's first paragraph names it."""
     if config.mini_batch_size is None:
-        return "MultipleNegativesRankingLoss"
-    return f"CachedMultipleNegativesRankingLoss (GradCache, mini-batches of {config.mini_batch_size})"
+        return dense_loss(config)
+    return f"{dense_loss(config)} (GradCache, mini-batches of {config.mini_batch_size})"
 
 
 def documents_sentence(fetch_metrics: dict, generate_metrics: dict) -> str:
@@ -354,7 +359,7 @@ def model_card(
     """The dense embedder's card; `details`: the published model's (None: no details section); `picture`: the folder
     holds PICTURE (NDCG@10 by dimension) to show."""
     config = params.train_embedder
-    inner = "MultipleNegativesRankingLoss" if config.mini_batch_size is None else "CachedMultipleNegativesRankingLoss"
+    inner = dense_loss(config)
     tags = ["sentence-transformers", "sentence-similarity", "feature-extraction", "dense", "generated_from_trainer"]
     tags += ["loss:MatryoshkaLoss", f"loss:{inner}", "visual-document-retrieval", "matryoshka", "dvc"]
     training = {
@@ -383,7 +388,7 @@ def model_card(
         header
         + DENSE_CARD.substitute(
             base=base,
-            loss=dense_loss(config),
+            loss=dense_loss_sentence(config),
             adaptation=adaptation_sentence(config, adapter_base_name(params.models.embedder)),
             pages=pages_sentence(params),
             reranker=reranker,

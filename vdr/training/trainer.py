@@ -46,6 +46,25 @@ BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_s
 }
 
 
+def embedder_loss(model, config):
+    """train_embedder's loss: MatryoshkaLoss over in-batch and hard negatives at every dimension of
+    config.matryoshka_dims. The cached loss (GradCache) embeds mini-batches of config.mini_batch_size to bound memory,
+    at the cost of a second forward pass; with mini_batch_size null the plain loss embeds the whole batch at once."""
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if config.mini_batch_size is None:
+        inner_loss = MultipleNegativesRankingLoss(model, gather_across_devices=config.gather_across_devices)
+    else:
+        inner_loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=config.mini_batch_size, gather_across_devices=config.gather_across_devices
+        )
+    return MatryoshkaLoss(model, inner_loss, matryoshka_dims=config.matryoshka_dims)
+
+
 def read_triplets(path: Path, limit: int | None) -> Dataset:
     """(anchor, positive, negative) columns of the mined rows in `path` (query, positive, negative_1; a missing one is
     named), the first `limit` of them; image-bytes columns become `datasets` Image columns, decoded per batch. What
