@@ -22,7 +22,9 @@ the run while everything is still in place:
      downloaded here): its loader checks the same when the stage loads it
   5. what DVC cannot see: the folder fetch.path names (fetch.source documents or local) lies outside the
      pipeline, so its fingerprint (every file's path and the hash of its bytes, vdr/data/folder.py) is recorded;
-     the stage runs on every `dvc repro` (always_changed), and a changed folder reruns fetch
+     the stage runs on every `dvc repro` (always_changed), and a changed folder reruns fetch. A relative path in
+     DVC's temporary copy of the repository (dvc exp run --temp, --queue) that the copy lacks, whole or in part, stops
+     here, naming the absolute path to give instead
 Writes metrics/check.json, whose content is the same whenever the checks pass and that folder is unchanged, so a
 passing check never reruns the stages after it.
 """
@@ -35,7 +37,7 @@ from pathlib import Path
 from vdr.config.params import load_params
 from vdr.config.precision import native_bf16
 from vdr.config.section import ParamsError, read_params
-from vdr.data.folder import folder_fingerprint
+from vdr.data.folder import FOLDER_SOURCES, folder_fingerprint, require_in_experiment_copy
 from vdr.data.ocr import tesseract_version
 from vdr.errors import fields_under
 from vdr.io.files import write_json
@@ -165,11 +167,13 @@ def check_environment(params) -> None:
 
 
 def outside_inputs(params) -> dict:
-    """Fingerprints of the inputs outside the repository that the stages read: DVC tracks them through this file."""
-    if params.fetch.source not in ("documents", "local"):
+    """Fingerprints of the inputs outside the repository that the stages read: DVC tracks them through this file.
+    A relative fetch.path in DVC's temporary copy of the repository (exp run --temp, --queue) must be there whole."""
+    if params.fetch.source not in FOLDER_SOURCES:
         return {}
-    documents_only = params.fetch.source == "documents"
+    documents_only = FOLDER_SOURCES[params.fetch.source]
     with fields_under("fetch"):
+        require_in_experiment_copy(params.fetch.path, documents_only)
         return {"fetch.path": folder_fingerprint(Path(params.fetch.path), documents_only)}
 
 

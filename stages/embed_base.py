@@ -9,7 +9,10 @@ evaluate stage scores the base embedder from these embeddings instead of encodin
 Pages are read as models.page_input says (vdr/data/evalset.py): the text layer (OCR for image-only pages)
 or the screenshot. Encoding runs on encode.devices (vdr/retrieval/devices.py); page embeddings larger than
 search.max_memory_mb are encoded a chunk at a time straight into corpus.npy (vdr/retrieval/encode.py).
-Writes data/embeddings/base: queries.npy and corpus.npy (full size) and info.json (ids and settings).
+Writes data/embeddings/base: queries.npy and corpus.npy (full size) and info.json (ids and settings). When
+evaluate.max_seq_length cuts the inputs shorter than the model's own limit (and evaluate.base_as_is), also as_is/:
+the same at the model's own limit, the base model as a user would run it out of the box, which the evaluate stage
+scores as a row of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_under
 from vdr.io.files import atomic_path
-from vdr.models.loading import load_embedder
+from vdr.models.loading import check_token_limit, load_embedder
 from vdr.retrieval.dense import DenseRetriever
-from vdr.retrieval.embeddings import encoding_settings, write_embeddings
+from vdr.retrieval.embeddings import AS_IS, encoding_settings, write_embeddings
 from vdr.retrieval.encode import Spill
 from vdr.stage import PageReading, parse_args, stage_process
 
@@ -44,30 +47,38 @@ def main(paths: Paths) -> None:
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
 
-    # 2. The base embedder, one encoding pass at full size, on every device of the pool, into a temporary folder
+    # 2. The base embedder, one encoding pass at full size at evaluate.max_seq_length, and a second at the model's
+    #    own limit when that is longer (as a user would run it), each on every device of the pool
     with fields_under("models"):
-        model = load_embedder(params.models.embedder, params.models, max_seq_length=evaluate.max_seq_length)
-    with (
-        Spill(params.search.max_memory_mb) as spill,  # its bound decides; the file is corpus.npy itself
-        atomic_path(paths.output) as temporary,
-    ):
-        temporary.mkdir()
-        retriever = DenseRetriever(
-            model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
-        )
-        with fields_under("encode"), retriever.encoding():  # a device that is not here: encode.devices
-            query_embeddings = retriever.encode_queries(evalset.query_texts)
-            corpus_embeddings = retriever.index(documents, out=temporary / "corpus.npy")
+        model = load_embedder(params.models.embedder, params.models)  # at its own token limit, checked below
+        if evaluate.max_seq_length:
+            check_token_limit(model, evaluate.max_seq_length, "embedder", what="evaluate.max_seq_length")
+    own_length = model.max_seq_length
+    lengths = {".": evaluate.max_seq_length or own_length}
+    if evaluate.base_as_is and own_length and lengths["."] < own_length:
+        lengths[AS_IS] = own_length
+    with Spill(params.search.max_memory_mb) as spill, atomic_path(paths.output) as temporary:
+        for subfolder, length in lengths.items():
+            folder = temporary / subfolder
+            folder.mkdir(exist_ok=True)
+            if length:
+                model.max_seq_length = length
+            retriever = DenseRetriever(
+                model, evaluate.batch_size, devices=params.encode.devices, bf16=params.encode.bf16, spill=spill
+            )
+            with fields_under("encode"), retriever.encoding():  # a device that is not here: encode.devices
+                query_embeddings = retriever.encode_queries(evalset.query_texts)
+                corpus_embeddings = retriever.index(documents, out=folder / "corpus.npy")
 
-        # 3. The embeddings, with the ids and settings they belong to (the folder renamed into place on success)
-        settings = encoding_settings(params)
-        write_embeddings(
-            temporary, query_embeddings, corpus_embeddings, evalset.query_ids, evalset.corpus_ids, settings
-        )
-    print(
-        f"wrote {paths.output}: {len(evalset.query_ids)} queries and "
-        f"{corpus_embeddings.shape[0]} pages x {corpus_embeddings.shape[1]} dims"
-    )
+            # 3. The embeddings, with the ids and settings they belong to (the folder renamed into place at the end)
+            settings = encoding_settings(params, max_seq_length=None if subfolder == "." else length)
+            write_embeddings(
+                folder, query_embeddings, corpus_embeddings, evalset.query_ids, evalset.corpus_ids, settings
+            )
+            print(
+                f"{paths.output / subfolder}: {len(evalset.query_ids)} queries and {corpus_embeddings.shape[0]} "
+                f"pages x {corpus_embeddings.shape[1]} dims at {length} tokens"
+            )
 
 
 if __name__ == "__main__":

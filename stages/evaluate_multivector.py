@@ -4,18 +4,18 @@
 
 Rows: `multivector_base`, models.embedder as a multi-vector model with the fresh projection train_multivector
 starts from (same projection_dim, same seed: vdr/models/multivector.py), `multivector_finetuned`, models/multivector,
-and
-`multivector_finetuned+reranker` (`_only`): the finetuned reranker (models/reranker) over the finetuned multi-vector
-model's top evaluate.top_k, fused at evaluate.fusion_weight and alone, exactly as evaluate reranks the dense
-embedder's. Pages are read as models.page_input says (vdr/data/evalset.py: the text layer, OCR for image-only pages, or
-the page screenshot). Each model encodes every page ONCE into a token index (train_multivector.index_dtype), then
-encodes the queries and ranks all pages by MaxSim within search.max_memory_mb; encoding and reranking run under bf16
-autocast with encode.bf16. Metrics come from pytrec_eval through vdr/evaluation/driver.py, as for the dense rows,
-plus what
-late interaction costs: the index's bytes per page (token vectors and offsets), its tokens per page, and the ms per
-query of encoding the query and searching the index (the pages were encoded beforehand). Writes
-metrics/multivector.json (`dvc metrics show`) and TREC run files in data/runs_multivector/. With late interaction
-off (train_multivector.enabled: false, the cpu default) it writes an empty metrics file and no runs.
+and `multivector_finetuned+reranker` (`_only`): the finetuned reranker (models/reranker) over the finetuned
+multi-vector model's top evaluate.top_k, fused at evaluate.fusion_weight (auto: the weight chosen on the validation
+split, data/pages/validation, for this retrieval: vdr/evaluation/fusion.py) and alone, exactly as evaluate reranks
+the dense embedder's. Pages are read as models.page_input says (vdr/data/evalset.py: the text layer, OCR for
+image-only pages, or the page screenshot). Each model encodes every page ONCE into a token index
+(train_multivector.index_dtype), then encodes the queries and ranks all pages by MaxSim within search.max_memory_mb;
+encoding and reranking run under bf16 autocast with encode.bf16. Metrics come from pytrec_eval through
+vdr/evaluation/driver.py, as for the dense rows, plus what late interaction costs: the index's bytes per page (token
+vectors and offsets), its tokens per page, and the ms per query of encoding the query and searching the index (the
+pages were encoded beforehand). Writes metrics/multivector.json (`dvc metrics show`) and TREC run files in
+data/runs_multivector/. With late interaction off (train_multivector.enabled: false, the cpu default) it writes an
+empty metrics file and no runs (a README.md in data/runs_multivector says so).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
+from vdr.evaluation.fusion import choose_fusion_weight, load_validation_split
 from vdr.io.files import atomic_path, write_json
 from vdr.models.multivector import load_multivector
 from vdr.models.reranker import load_reranker
@@ -41,6 +42,7 @@ from vdr.stage import PageReading, parse_args, stage_process
 class Paths(PageReading):
     params: Path = Path("params.yaml")
     dataset: Path = Path("data/pages/eval")
+    validation: Path = Path("data/pages/validation")  # evaluate.fusion_weight auto is chosen there
     model: Path = Path("models/multivector")
     reranker: Path = Path("models/reranker")
     metrics: Path = Path("metrics/multivector.json")
@@ -58,11 +60,15 @@ def main(paths: Paths) -> None:
         search=Search,
     )
     config = params.late_interaction
-    if config is None:  # off in this run: empty outputs, so the report has no late-interaction rows
+    if config is None:  # off in this run: no metrics and no run files, so the report has no late-interaction rows
         print("late interaction is off (train_multivector.enabled: false): nothing to evaluate")
         write_json(paths.metrics, {})
         with atomic_path(paths.runs) as temporary:
             temporary.mkdir()
+            (temporary / "README.md").write_text(
+                "No run files: late interaction is off in this run (train_multivector.enabled: false); "
+                "`dvc exp run -S train_multivector.enabled=true` evaluates it and writes them here.\n"
+            )
         return
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)
@@ -93,20 +99,32 @@ def main(paths: Paths) -> None:
             f"({row['tokens_per_page']:.0f} tokens x {row['token_dims']} dims, {config.index_dtype}), "
             f"{row['ms_per_query']:.1f} ms/query"
         )
-        del model, retriever
+        if name == "multivector_base":
+            del model, retriever  # the finetuned one stays, for the validation split
 
     # 3. The finetuned reranker over the finetuned multi-vector model's top evaluate.top_k, as evaluate reranks the
-    #    dense embedder's: fused at evaluate.fusion_weight, and its order alone
+    #    dense embedder's: fused at evaluate.fusion_weight (auto: the weight the validation split chooses for this
+    #    retrieval, vdr/evaluation/fusion.py), and its order alone
     evaluate = params.evaluate
     with fields_under("models"):
         reranker = load_reranker(str(paths.reranker), params.models)
+    weight = evaluate.fusion_weight
+    if weight == "auto":
+        split = load_validation_split(paths.validation)
+        validation = Evaluation(split, split.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers))
+        validation.late("multivector_finetuned", retriever)
+        choice = choose_fusion_weight(
+            validation, "multivector_finetuned", reranker, evaluate.top_k, evaluate.batch_size, params.encode.bf16
+        )
+        weight = choice.reranker_weight
+        print(f"validation NDCG@10 by fusion weight: {choice.ndcg_by_weight}")
     with fields_under("evaluate"):
         scored = evaluation.rerank(
             "multivector_finetuned+reranker",
             reranker,
             "multivector_finetuned",
             evaluate.top_k,
-            evaluate.fusion_weight,
+            weight,
             evaluate.batch_size,
             bf16=params.encode.bf16,
         )

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vdr.config.evaluation import Encode, Search
@@ -55,6 +56,7 @@ from vdr.data.querygen import (
     problems,
 )
 from vdr.data.reading import read_pages
+from vdr.data.validation import validation_documents, write_validation_set
 from vdr.errors import fields_under
 from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
@@ -94,9 +96,10 @@ def main(paths: Paths) -> None:
         paths.params, generate=Generate, render=Render, models=Models, mine=Mine, encode=Encode, search=Search
     )
     generate = params.generate
-    if generate.backend == "none":  # the source's own queries
-        pass_through(paths.rendered, paths.output)
-        write_json(paths.metrics, {"backend": "none", "queries": "the source's own, passed through unchanged"})
+    if generate.backend == "none":  # the source's own queries; a validation split carved from the training rows
+        sizes = pass_through(paths.rendered, paths.output, generate, params.render.shard_size)
+        write_json(paths.metrics, {"backend": "none", "queries": "the source's own", **sizes})
+        print_counts(sizes)
         return
 
     # 1. The pages of the training and the held-out documents, and the seeded sample of each to ask
@@ -184,15 +187,16 @@ def main(paths: Paths) -> None:
                 )
             )
 
-    # 4. Write data/pages atomically: training pairs, and the held-out set in the BEIR layout
-    rows = {row["id"]: row for row in train.select(["id", "image", "text", "width", "height"]).to_pylist()}
+    # 4. Write data/pages atomically: training pairs, the validation split (a seeded share of the training
+    #    documents, vdr/data/validation.py) and the held-out set, both in the BEIR layout
+    rows = {row["id"]: row for row in train.select(["id", "document", "image", "text", "width", "height"]).to_pylist()}
+    pairs = [dict(rows[page], query=query) for page, query in kept["train"]]
+    held = validation_documents([row["document"] for row in pairs], generate.validation_share, generate.seed)
     with atomic_path(paths.output) as folder:
-        write_shards(
-            folder / "train",
-            [dict(rows[page], query=query) for page, query in kept["train"]],
-            TRAIN_SCHEMA,
-            params.render.shard_size,
-        )
+        training = [row for row in pairs if row["document"] not in held]
+        write_shards(folder / "train", training, TRAIN_SCHEMA, params.render.shard_size)
+        validation = [row for row in pairs if row["document"] in held]
+        validation_sizes = write_validation_set(folder / "validation", validation, params.render.shard_size)
         link_or_copy_tree(paths.rendered / "eval" / "corpus", folder / "eval" / "corpus")
         query_ids = [f"q-{page}-{n}" for n, (page, _) in enumerate(kept["eval"])]
         queries = [{"id": q, "text": query} for q, (_, query) in zip(query_ids, kept["eval"])]
@@ -202,9 +206,25 @@ def main(paths: Paths) -> None:
         )
         write_qrels(folder / "eval" / "qrels.tsv", {q: {page: 1} for q, (page, _) in zip(query_ids, kept["eval"])})
 
-    sizes = {"train_pairs": len(kept["train"]), "eval_queries": len(kept["eval"]), "eval_pages": corpus.num_rows}
+    sizes = {
+        "train_pairs": len(training),
+        **validation_sizes,
+        "eval_queries": len(kept["eval"]),
+        "eval_pages": corpus.num_rows,
+    }
     write_json(paths.metrics, {**metrics, **sizes})
-    print(f"kept {len(kept['train'])} training queries, {len(kept['eval'])} held-out queries; {counts}")
+    print_counts(sizes, counts)
+
+
+def print_counts(sizes: dict, filtered: dict | None = None) -> None:
+    """What was written, and with generated queries what each filter dropped, as two short tables."""
+    print("\n".join(f"  {name:<20} {value:>8,}" for name, value in sizes.items()))
+    if filtered:
+        reasons = sorted({reason for split in filtered.values() for reason in split})
+        print(f"  {'queries':<20} {'train':>8} {'eval':>8}")
+        for reason in reasons:
+            cells = "".join(f" {filtered.get(split, {}).get(reason, 0):>8,}" for split in ("train", "eval"))
+            print(f"  {reason:<20}{cells}")
 
 
 def sample_rows(table: pa.Table, size: int | None, seed: int) -> list[int]:
@@ -262,9 +282,9 @@ def round_trip_consistent(pairs, pages: pa.Table, top_k: int, params, paths: Pat
     return [pair for pair, top in zip(pairs, ranked) if row_of[pair[0]] in set(top.tolist())]
 
 
-def link_or_copy_tree(source: Path, destination: Path) -> None:
+def link_or_copy_tree(source: Path, destination: Path, ignore=None) -> None:
     """`source` copied file for file as hard links (the same bytes, no second copy on disk), or copies across
-    file systems."""
+    file systems; `ignore` as shutil.copytree takes it."""
 
     def link_or_copy(from_path, to_path):
         try:
@@ -272,14 +292,27 @@ def link_or_copy_tree(source: Path, destination: Path) -> None:
         except OSError:
             shutil.copy2(from_path, to_path)
 
-    shutil.copytree(source, destination, copy_function=link_or_copy)
+    shutil.copytree(source, destination, copy_function=link_or_copy, ignore=ignore)
 
 
-def pass_through(rendered: Path, output: Path) -> None:
+def pass_through(rendered: Path, output: Path, generate, shard_size: int) -> dict:
+    """data/rendered as data/pages (hard links where possible), but for the validation split: a seeded share of the
+    training pages (each its own document) moved out of train/ into validation/. Returns the counts."""
     if not rendered.is_dir():
         raise FileNotFoundError(f"{rendered}: not found; run `dvc repro render` first")
+    train = read_table(rendered / "train")
+    page_ids = train["id"].to_pylist()
+    held = validation_documents(page_ids, generate.validation_share, generate.seed)
     with atomic_path(output) as folder:
-        link_or_copy_tree(rendered, folder)
+        link_or_copy_tree(rendered, folder, ignore=shutil.ignore_patterns("train") if held else None)
+        if held:
+            in_validation = pa.array([page in held for page in page_ids])
+            training = train.filter(pc.invert(in_validation)).to_pylist()
+            write_shards(folder / "train", training, train.schema, shard_size)
+        sizes = write_validation_set(
+            folder / "validation", train.filter(in_validation).to_pylist() if held else [], shard_size
+        )
+    return {"train_pairs": len(page_ids) - sizes["validation_queries"], **sizes}
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ picture) and models/published_reranker (the reranker, a sentence-transformers Cr
 train_embedder.lora (merge: false) a folder holds the LoRA adapter only, its adapter_config.json naming the base model
 by its Hub id when it has one, and the card says so. With late interaction on (train_multivector.enabled) it also
 writes models/published_multivector: models/multivector plus its card (MaxSim, the results beside the dense rows, the
-index's cost); with it off that folder is empty. Each card describes its model as it loads from the published folder
-(vdr/publish/details.py), and shows no value that names this machine's folders or servers (vdr/publish/private.py).
+index's cost); with it off that folder holds only a README.md saying so. Each card describes its model as it loads
+from the published folder (vdr/publish/details.py), and shows no value that names this machine's folders or servers
+(vdr/publish/private.py).
 
 With publish.push: true the folders are uploaded with huggingface_hub: the embedder to publish.repo_id, the reranker to
 publish.reranker_repo_id (null: not pushed), the multi-vector model to publish.multivector_repo_id. A push from a
@@ -27,6 +28,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from vdr.config.evaluation import Evaluate
 from vdr.config.fetch import Fetch
 from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
@@ -39,7 +41,7 @@ from vdr.models.multivector import load_multivector
 from vdr.models.reranker import load_reranker
 from vdr.publish.card import PICTURE, model_card, multivector_card, reranker_card
 from vdr.publish.details import model_details
-from vdr.publish.folder import require_hub_base, set_adapter_base, set_truncate_dim
+from vdr.publish.folder import require_hub_base, set_adapter_base, set_max_seq_length, set_truncate_dim
 from vdr.publish.hub import hub_model_id, hub_token, push_folder
 from vdr.publish.provenance import (
     Provenance,
@@ -58,7 +60,7 @@ class Paths:
     embedder: Path = Path("models/embedder")
     reranker: Path = Path("models/reranker")
     multivector: Path = Path("models/multivector")
-    metrics: Path = Path("metrics/evaluate.json")
+    metrics: Path = Path("reports/results.json")  # evaluate's rows, dimensions and comparisons
     multivector_metrics: Path = Path("metrics/multivector.json")
     fetch_metrics: Path = Path("metrics/fetch.json")
     generate_metrics: Path = Path("metrics/generate.json")
@@ -98,6 +100,7 @@ def main(paths: Paths) -> None:
         train_embedder=TrainEmbedder,
         train_reranker=TrainReranker,
         train_multivector=TrainMultivector | None,
+        evaluate=Evaluate,
     )
     publish = params.publish
     late = params.late_interaction
@@ -146,6 +149,7 @@ def main(paths: Paths) -> None:
     with atomic_path(paths.output) as folder:
         shutil.copytree(paths.embedder, folder)
         set_truncate_dim(folder, publish.truncate_dim)
+        set_max_seq_length(folder, params.evaluate.max_seq_length)  # it loads as it was evaluated
         set_adapter_base(folder, hub_model_id(params.models.embedder))
         details = describe(lambda: load_embedder(str(folder), params.models))
         (folder / "README.md").write_text(model_card(params, metrics, provenance, details, picture))
@@ -163,7 +167,13 @@ def main(paths: Paths) -> None:
     with atomic_path(paths.multivector_output) as folder:
         if late is None:
             folder.mkdir()
-            print(f"late interaction is off (train_multivector.enabled: false): {paths.multivector_output} is empty")
+            (folder / "README.md").write_text(  # a note, not a model card: no modules.json, nothing to push
+                "No multi-vector model: late interaction is off in this run (train_multivector.enabled: false), so "
+                "nothing is published from here. `dvc exp run -S train_multivector.enabled=true` trains one, and this "
+                "stage then writes it here with its card.\n"
+            )
+            off = "late interaction is off (train_multivector.enabled: false)"
+            print(f"{off}: no model in {paths.multivector_output}, only a note")
         else:
             late_metrics = json.loads(paths.multivector_metrics.read_text())
             shutil.copytree(paths.multivector, folder)

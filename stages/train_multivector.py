@@ -18,9 +18,8 @@ models/multivector. With train_multivector.lora set, LoRA adapters train instead
 projection still trains) and models/multivector holds the adapter and the projection (lora.merge: the merged model).
 With train_multivector.save_steps set it saves checkpoints to models/checkpoints/multivector, and a killed run
 resumes from the last one (vdr/training/checkpoints.py, vdr/training/trainer.py). With late interaction off (the cpu
-default,
-train_multivector.enabled: false) the stage only writes its outputs empty, in about a second: the libraries that
-train are imported only when it is on.
+default, train_multivector.enabled: false) the stage only writes its outputs with a README.md saying so, in about a
+second: the libraries that train are imported only when it is on.
 """
 
 from __future__ import annotations
@@ -47,16 +46,27 @@ class Paths:
     live: Path = Path("dvclive/train_multivector")
 
 
+OFF = (
+    "Late interaction is off in this run (train_multivector.enabled: false); "
+    "`dvc exp run -S train_multivector.enabled=true` trains it.\n"
+)
+
+
+CHECKPOINTS_NOTE = (  # true whether late interaction is on or off: the folder persists from one run to the next
+    "train_multivector keeps its checkpoints here while it trains (train_multivector.save_steps), so that a killed "
+    "run resumes; with late interaction off (train_multivector.enabled: false) it trains nothing and keeps none.\n"
+)
+
+
 def write_off(paths: Paths) -> None:
-    """Late interaction is off in this run: the stage's outputs, empty, so DVC records them and nothing else runs."""
+    """Late interaction is off in this run: the stage's outputs hold only a note saying so (no model, no curves, no
+    checkpoint; DVC warns about an empty folder), so DVC records them and nothing else runs."""
     for folder in (paths.output, paths.live / "plots"):
         with atomic_path(folder) as temporary:
             temporary.mkdir(parents=True)
-            (temporary / "README.md").write_text(
-                "Late interaction is off in this run (train_multivector.enabled: false); "
-                "`dvc exp run -S train_multivector.enabled=true` trains it.\n"
-            )
+            (temporary / "README.md").write_text(OFF)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    (paths.checkpoints / "README.md").write_text(CHECKPOINTS_NOTE)
     write_json(paths.live / "metrics.json", {})
 
 

@@ -41,6 +41,10 @@ def test_the_readme_results_are_the_committed_report():
         assert table_rows(readme, header) == table_rows(report, header), (
             f"README.md's table '{header}' differs from reports/results.md: copy it from there"
         )
+    compared = table_rows(readme, "| comparison |")
+    assert compared and all(row in table_rows(report, "| comparison |") for row in compared), (
+        "README.md's comparisons must be rows of reports/results.md's: copy them from there"
+    )
     held_out = re.search(r"Held-out set: (\d+) queries, (\d+) pages", report)
     assert held_out, "reports/results.md names its held-out set"
     assert f"{int(held_out[1]):,} queries x {int(held_out[2]):,} pages" in readme

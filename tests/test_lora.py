@@ -222,8 +222,8 @@ def test_embedder_adapter_is_small_and_loads_back_with_the_trained_weights(tmp_p
     #    the trained one
     from stages.publish import Paths, main
 
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics/evaluate.json").write_text(json.dumps(METRICS))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/results.json").write_text(json.dumps(METRICS))
     main(Paths(params=params, embedder=saved, output=tmp_path / "models/published"))
     published = tmp_path / "models/published"
     card = (published / "README.md").read_text()

@@ -21,6 +21,7 @@ from tests.support.tiny_vlm import TOPICS, page_image
 from vdr.config.models import Models
 from vdr.config.params import Params, load_params
 from vdr.config.section import ParamsError
+from vdr.evaluation.fusion import WEIGHTS
 from vdr.evaluation.metrics import ir_metrics
 from vdr.io.qrels import read_qrels, write_qrels
 from vdr.models.multivector import load_multivector, projection_index, projection_parameters
@@ -224,6 +225,16 @@ def tiny_project(root, models: dict, page, reranker) -> None:
     queries = [{"id": f"q{n}", "text": query(n)} for n in range(20, 26)]
     pq.write_table(pa.Table.from_pylist(queries), held_out / "queries.parquet")
     write_qrels(held_out / "qrels.tsv", {f"q{n}": {f"p{n}": 1} for n in range(20, 26)})
+    validation = root / "data/pages/validation"  # where evaluate.fusion_weight auto is chosen: other pages
+    validation.mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist([{"id": f"v{n}", column: page(n)} for n in range(10, 16)]), validation / "corpus.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pylist([{"id": f"vq{n}", "text": query(n)} for n in range(10, 14)]),
+        validation / "queries.parquet",
+    )
+    write_qrels(validation / "qrels.tsv", {f"vq{n}": {f"v{n}": 1} for n in range(10, 14)})
 
 
 def check_results(root) -> dict:
@@ -245,6 +256,7 @@ def check_results(root) -> dict:
         assert row["ndcg@10"] == pytest.approx(rescored["ndcg@10"], abs=1e-6) and 0 <= row["ndcg@10"] <= 1
         if name in reranked:
             assert row["top_k"] == 5 and row["ms_per_query"] > 0
+            assert row["fusion_weight"] in WEIGHTS[1:]  # chosen on the validation split (evaluate.fusion_weight auto)
             for query_id, pages in run.items():
                 retrieved = sorted(runs["multivector_finetuned"][query_id].items(), key=lambda item: -item[1])
                 ordered = [page for page, _ in sorted(pages.items(), key=lambda item: -item[1])]
@@ -322,8 +334,9 @@ def test_stages_on_page_texts_with_minilm(tmp_path, stage_env):
 
 
 @pytest.mark.e2e  # the stage scripts as subprocesses
-def test_off_by_default_the_stages_write_empty_outputs_without_loading_a_model(tmp_path, stage_env):
-    """The cpu default: train_multivector.enabled false; both stages end at once, with no training library imported."""
+def test_off_by_default_the_stages_write_only_a_note_without_loading_a_model(tmp_path, stage_env):
+    """The cpu default: train_multivector.enabled false; both stages end at once, with no training library imported,
+    their outputs a README.md saying late interaction is off."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert params["train_multivector"]["enabled"] is False
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -339,10 +352,12 @@ def test_off_by_default_the_stages_write_empty_outputs_without_loading_a_model(t
         assert result.returncode == 0, result.stderr[-3000:]
         assert "late interaction is off" in result.stdout and "imported: []" in result.stdout
     assert json.loads((tmp_path / "metrics/multivector.json").read_text()) == {}
-    assert (tmp_path / "models/multivector/README.md").exists() and not list(
-        (tmp_path / "data/runs_multivector").iterdir()
-    )
     assert json.loads((tmp_path / "dvclive/train_multivector/metrics.json").read_text()) == {}
+    # every folder output holds a note (DVC warns about an empty one), and nothing a reader takes for a model or a run
+    for folder in ("models/multivector", "models/checkpoints/multivector", "dvclive/train_multivector/plots"):
+        assert [path.name for path in (tmp_path / folder).iterdir()] == ["README.md"], folder
+    assert [path.name for path in (tmp_path / "data/runs_multivector").iterdir()] == ["README.md"]
+    assert "train_multivector.enabled: false" in (tmp_path / "data/runs_multivector/README.md").read_text()
 
 
 def test_the_report_gains_the_late_interaction_rows_and_their_cost():

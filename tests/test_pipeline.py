@@ -45,9 +45,15 @@ def test_pipeline_end_to_end(first_run, stage_env):
     repo, output, _ = first_run
     assert ran_stages(output) == set(STAGES)
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    for system in ("base", "finetuned", "finetuned+reranker", "finetuned+reranker_only"):
+    for system in ("base", "base_as_is", "finetuned", "finetuned+reranker", "finetuned+reranker_only"):
         assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
-        assert set(metrics[system]) >= {"ndcg@10", "mrr@10", "recall@10"}
+        assert set(metrics[system]) >= {"ndcg@10", "mrr@10", "recall@10"} and "dims" not in metrics[system]
+    # the fusion weight chosen on the validation split held out of training, never on the held-out set
+    assert metrics["system"]["chosen_on"] == "validation" and metrics["system"]["validation_queries"] > 0
+    assert metrics["finetuned+reranker"]["fusion_weight"] == metrics["system"]["reranker_weight"] > 0
+    assert "finetuned vs base_as_is" in metrics["comparisons"]
+    assert "System chosen on the validation split" in (repo / "reports/results.md").read_text()
+    assert set(json.loads((repo / "reports/results.json").read_text())["finetuned"]["dims"]) == {"384", "64"}
     assert set(metrics["finetuned"]["dims"]) == {"384", "64"}
     assert (repo / "models/published/modules.json").exists()
     card = (repo / "models/published/README.md").read_text()
@@ -77,7 +83,7 @@ def test_base_metrics_from_embed_base_equal_encoding_the_base_model_in_evaluate(
     model = load_embedder(params.models.embedder, params.models, max_seq_length=params.evaluate.max_seq_length)
     retriever = DenseRetriever(model, params.evaluate.batch_size)
     direct = Evaluation(evalset, evalset.documents("text")).dense("base", retriever, params.evaluate.dims)
-    assert json.loads((repo / "metrics/evaluate.json").read_text())["base"] == direct
+    assert json.loads((repo / "reports/results.json").read_text())["base"] == direct
 
 
 def test_only_what_changed_reruns(first_run, stage_env):
@@ -99,6 +105,7 @@ def test_only_what_changed_reruns(first_run, stage_env):
         "train_reranker",
         "evaluate_multivector",  # reranks the multi-vector top-k with the new reranker; off: empty outputs in a second
         "evaluate",
+        "gallery",  # the finetuned embedder's run changed
         "publish",
     }
     after = json.loads((repo / "metrics/evaluate.json").read_text())

@@ -39,7 +39,7 @@ REPO_IDS["multivector_repo_id"] = "test-org/vdr-minilm-multivector"
 LATE = {"projection_dim": 16, "query_length": 16, "document_length": 32, "mini_batch_size": 2, "seed": 7}
 SYSTEM = {"ndcg@10": 0.6870, "mrr@10": 0.6334, "recall@1": 0.52, "recall@10": 0.8520, "map@100": 0.64}
 RERANKED = {"top_k": 10, "ms_per_query": 51.0}
-METRICS = {  # metrics/evaluate.json
+METRICS = {  # reports/results.json
     "base": {**SYSTEM, "dims": {"384": SYSTEM, "64": {**SYSTEM, "ndcg@10": 0.6012}}},
     "finetuned": {
         **SYSTEM,
@@ -68,7 +68,8 @@ def write_project(root: Path, reranker: Path | None, multivector: Path | None = 
     params["publish"].update(publish)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics/evaluate.json").write_text(json.dumps(METRICS))
+    (root / "reports").mkdir(exist_ok=True)
+    (root / "reports/results.json").write_text(json.dumps(METRICS))
     (root / "metrics/multivector.json").write_text(json.dumps(LATE_METRICS if multivector else {}))
     (root / "metrics/fetch.json").write_text(json.dumps(FETCH))
     return Paths(
@@ -76,7 +77,7 @@ def write_project(root: Path, reranker: Path | None, multivector: Path | None = 
         embedder=Path(resolve_model(MINILM)),
         reranker=reranker if reranker is not None else root / "models/reranker",
         multivector=multivector if multivector is not None else root / "models/multivector",
-        metrics=root / "metrics/evaluate.json",
+        metrics=root / "reports/results.json",
         multivector_metrics=root / "metrics/multivector.json",
         fetch_metrics=root / "metrics/fetch.json",
         generate_metrics=root / "metrics/generate.json",
@@ -151,6 +152,13 @@ def test_the_reranker_is_published_as_trained_and_loads_without_an_alarm(publish
     assert any("pooler" in line for line in load_alarms("\n".join(log))), log
 
 
+def test_the_published_embedder_keeps_the_token_limit_it_was_evaluated_at(published):
+    _, paths = published
+    evaluated = yaml.safe_load((REPO / "params.yaml").read_text())["evaluate"]["max_seq_length"]
+    assert json.loads((paths.output / "sentence_bert_config.json").read_text())["max_seq_length"] == evaluated
+    assert f"Maximum sequence length: {evaluated} tokens" in card_of(paths, "dense")
+
+
 def test_every_card_has_details_hub_metadata_and_citations(published):
     _, paths = published
     for kind, pipeline_tag, task, metric in (
@@ -185,7 +193,9 @@ def test_every_card_has_details_hub_metadata_and_citations(published):
 
     dense = card_of(paths, "dense")
     assert "- Output: 384 dimensions; Matryoshka: trained at 384, 256, 128, 64, 32" in dense
-    assert "- Similarity function: cosine" in dense and "- Maximum sequence length: 256 tokens" in dense
+    assert (
+        "- Similarity function: cosine" in dense and "- Maximum sequence length: 128 tokens" in dense
+    )  # as evaluated
     assert "SentenceTransformer(\n  (0): Transformer(" in dense and "kusupati2024matryoshka" in dense
     assert "published as [test-org/vdr-minilm-reranker]" not in dense  # a dry run: the link would lead nowhere
     reranker = card_of(paths, "reranker")

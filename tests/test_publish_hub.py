@@ -74,7 +74,7 @@ def publish_repo(tmp_path_factory):
     (repo / "reports" / "ndcg_by_dim.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg"/>\n'
     )  # evaluate's picture
-    (repo / "metrics" / "evaluate.json").write_text(json.dumps(METRICS))
+    (repo / "reports" / "results.json").write_text(json.dumps(METRICS))  # evaluate's full results
     (repo / "metrics" / "fetch.json").write_text(
         json.dumps(
             {"train_pairs": 24, "eval_queries": 10, "eval_pages": 30, "package_versions": {"networkx": "3.6.1"}}
@@ -138,7 +138,8 @@ def test_publish_uploads_the_model_and_card_then_is_a_noop(publish_repo, hub, hu
         assert hub.files(repo_id) == local
         assert hub.repos[repo_id]["files"]["model.safetensors"][0] == "lfs"  # the weights went through LFS
     assert hub.unknown == []
-    assert list((publish_repo / "models" / "published_multivector").iterdir()) == []  # late interaction is off
+    # late interaction is off: a note, not a model
+    assert [p.name for p in (publish_repo / "models" / "published_multivector").iterdir()] == ["README.md"]
     assert "late interaction is off" in first.stdout and "multivector" not in first.stderr
 
     # 2. The card: results table with the reranker row and the per-dimension table, provenance, the command

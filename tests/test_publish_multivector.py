@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.publish import Paths, main
+from stages.publish import Paths, is_saved_model, main
 from tests.support.hub_server import HubServer
 from tests.support.repo import REPO
 from vdr.config.models import Models
@@ -33,7 +33,7 @@ LATE = {"projection_dim": 16, "query_length": 16, "document_length": 32, "mini_b
 QUERIES = ["how do I compute the shortest path between two nodes"]
 
 SYSTEM = {"ndcg@10": 0.6870, "mrr@10": 0.6334, "recall@1": 0.52, "recall@10": 0.8520, "map@100": 0.64}
-METRICS = {  # metrics/evaluate.json
+METRICS = {  # reports/results.json
     "base": {**SYSTEM, "dims": {"384": SYSTEM, "64": {**SYSTEM, "ndcg@10": 0.6012}}},
     "finetuned": {
         **SYSTEM,
@@ -82,7 +82,8 @@ def write_project(root, late_interaction: bool, multivector_folder=None, **publi
     params["publish"].update(publish)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "metrics").mkdir()
-    (root / "metrics/evaluate.json").write_text(json.dumps(METRICS))
+    (root / "reports").mkdir(exist_ok=True)
+    (root / "reports/results.json").write_text(json.dumps(METRICS))
     (root / "metrics/multivector.json").write_text(json.dumps(LATE_METRICS if late_interaction else {}))
     (root / "metrics/fetch.json").write_text(json.dumps(FETCH))
     (root / "dvc.lock").write_text(yaml.safe_dump(LOCK))
@@ -97,7 +98,7 @@ def write_project(root, late_interaction: bool, multivector_folder=None, **publi
         embedder=Path(resolve_model(MINILM)),
         reranker=root / "models/reranker",  # not trained here: models/published_reranker is left empty
         multivector=multivector,
-        metrics=root / "metrics/evaluate.json",
+        metrics=root / "reports/results.json",
         multivector_metrics=root / "metrics/multivector.json",
         fetch_metrics=root / "metrics/fetch.json",
         generate_metrics=root / "metrics/generate.json",
@@ -166,18 +167,20 @@ def test_published_multivector_model_loads_and_its_card_states_kind_and_cost(
     assert files_holding(tmp_path, TOKEN) == []
 
 
-def test_late_interaction_off_writes_an_empty_folder(tmp_path, monkeypatch, capsys):
+def test_late_interaction_off_writes_a_folder_with_only_a_note(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     paths = write_project(tmp_path, False)
     main(paths)
-    assert paths.multivector_output.is_dir() and list(paths.multivector_output.iterdir()) == []
+    assert [path.name for path in paths.multivector_output.iterdir()] == ["README.md"]  # no model: DVC warns if empty
+    assert not is_saved_model(paths.multivector_output)
+    assert "late interaction is off" in (paths.multivector_output / "README.md").read_text()
     assert (paths.output / "README.md").exists()
     output = capsys.readouterr()
     assert "late interaction is off" in output.out and "multivector" not in output.err
     assert "multivector_repo_id" not in output.out
 
-    main(paths)  # again: the empty folder is replaced, not an error
-    assert list(paths.multivector_output.iterdir()) == []
+    main(paths)  # again: the folder is replaced, not an error
+    assert [path.name for path in paths.multivector_output.iterdir()] == ["README.md"]
 
 
 @pytest.mark.e2e  # a loopback Hub server, the stage script as a subprocess

@@ -30,13 +30,15 @@ printed table holds the same numbers, one row per ranking and dimension.
 
 The settings are printed before anything is encoded. The evaluate stage scores with params.yaml's
 evaluate.max_seq_length, evaluate.batch_size, evaluate.top_k, evaluate.fusion_weight and encode.bf16: the same
-values here (e.g. --max-seq-length 128 --batch-size 64 --top-k 10 --fusion-weight 0.5 --bf16 auto for the cpu
-profile) give its numbers for the same model and held-out set.
+values here give its numbers for the same model and held-out set (the cpu profile: --max-seq-length 128 --batch-size
+64 --top-k 10 --bf16 auto, and --fusion-weight the weight its validation split chose, `system.reranker_weight` in
+metrics/evaluate.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from importlib import metadata
@@ -46,12 +48,12 @@ from vdr.config.evaluation import check_devices
 from vdr.config.precision import resolve_bf16
 from vdr.data.evalset import EvalSet
 from vdr.data.reading import has_text, page_input_for
-from vdr.errors import fields_as, fields_under
+from vdr.errors import FieldError, fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.metrics import CUTOFFS, cutoff_metrics, write_trec_run
 from vdr.evaluation.rerank import check_rerank_depth
 from vdr.io.files import write_json
-from vdr.models.loading import load_embedder
+from vdr.models.loading import check_json_files, load_embedder
 from vdr.models.multivector import is_late_interaction, load_multivector
 from vdr.models.reranker import load_reranker
 from vdr.models.sources import check_model_source, from_hub, resolve_model
@@ -85,8 +87,23 @@ def is_multivector(name: str) -> bool:
     with fields_under("--model"):
         path = resolve_model(name)
         check_model_source(name, path)
+        check_json_files(path)  # a damaged file is named, not reported as a JSON error without a file
         with from_hub(name, path):
             return is_late_interaction(path)
+
+
+@contextlib.contextmanager
+def incomplete_folder(name: str):
+    """A TypeError while the library builds a module from a saved folder (a module folder that modules.json lists,
+    left out of a copy) becomes one sentence naming the model."""
+    try:
+        yield
+    except TypeError as error:
+        raise FieldError(
+            "embedder",
+            f"{name} could not be loaded ({type(error).__name__}: {error}); is the folder complete: every module "
+            "folder its modules.json lists, with its config.json? copy the whole folder again",
+        ) from error
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -290,10 +307,11 @@ def main(argv: list[str] | None = None) -> None:
     evalset = EvalSet.load(args.dataset)
     if args.reranker:
         check_rerank_depth(args.top_k, len(evalset.corpus_ids))  # before any encoding
-    if multivector:
-        model = load_multivector(args.model)
-    else:
-        model = load_embedder(args.model, max_seq_length=args.max_seq_length)
+    with incomplete_folder(args.model):
+        if multivector:
+            model = load_multivector(args.model)
+        else:
+            model = load_embedder(args.model, max_seq_length=args.max_seq_length)
     cross_encoder = load_reranker(args.reranker) if args.reranker else None
     page_input = page_input_for(evalset.corpus, model)
     settings = {

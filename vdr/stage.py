@@ -19,7 +19,8 @@ stage running orphaned on the outputs the next `dvc repro` will write. `dvc` run
 `$SHELL -c`; bash replaces itself with the command, /bin/sh (dash) stays between them, so the stage watches
 the nearest ancestor that is not a shell: the kernel's parent-death signal when that is its parent, else a
 thread waiting on the ancestor's pidfd. It also keeps torch's threads within an OMP_THREAD_LIMIT of the environment
-(`within_thread_limit`).
+(`within_thread_limit`), and names the stage on every progress bar the body shows (`progress_label`):
+`evaluate: encoding 2,000 pages (models/embedder)`.
 """
 
 from __future__ import annotations
@@ -73,19 +74,38 @@ class PageReading:
     )
 
 
+_current_stage: str | None = None  # the stage stage_process runs in this process
+
+
+def current_stage() -> str | None:
+    """The stage this process runs (`stage_process`); None outside one (vdr-eval, a benchmark, a test)."""
+    return _current_stage
+
+
+def progress_label(what: str) -> str:
+    """A progress bar's label: what the loop processes, after the stage that runs it
+    (`progress_label("encoding 2,000 pages (models/embedder)")` in evaluate: "evaluate: encoding 2,000 pages ...")."""
+    return f"{_current_stage}: {what}" if _current_stage else what
+
+
 @contextlib.contextmanager
 def stage_process(name: str):
     """Run the body as the one process of stage `name`: it dies with its parent, never runs twice at once, and
     stops on bad input with its one-sentence message instead of a traceback (VDR_TRACEBACK=1 shows it)."""
+    global _current_stage
     if "DVC_STAGE" in os.environ:  # started by `dvc repro` / `dvc exp run`: end with it (a shell's nohup still works)
         die_with_dvc()
     within_thread_limit()
-    with one_sentence_errors(name):
-        if inside_distributed_launch():
-            yield
-            return
-        with _exclusive(name):
-            yield
+    _current_stage = name
+    try:
+        with one_sentence_errors(name):
+            if inside_distributed_launch():
+                yield
+                return
+            with _exclusive(name):
+                yield
+    finally:
+        _current_stage = None
 
 
 USER_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError)  # bad params, data, files, environment

@@ -42,7 +42,7 @@ TINY = {
         "max_length": 48,
         "batch_size": 8,
     },
-    "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16},
+    "evaluate": {"max_seq_length": 32, "top_k": 5, "dims": [384, 64], "batch_size": 16, "base_as_is": True},
 }
 
 

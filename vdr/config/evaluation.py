@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal, Union
 
@@ -16,9 +17,28 @@ class Evaluate(Section):
     max_seq_length: Int | None = Field(ge=8, description="Token limit when encoding; null: the model's own.")
     batch_size: Int = Field(ge=1, description="Inputs per encoding and reranking batch.")
     top_k: Int = Field(ge=1, description="The finetuned embedder's top-k pages are reranked.")
-    fusion_weight: Float = Field(1.0, ge=0, le=1, description="The reranker's weight in the fused score; 1: it alone.")
+    fusion_weight: Union[Literal["auto"], float] = Field(
+        1.0,
+        description="The reranker's weight in the fused score, 0 to 1 (1: alone); auto: chosen on validation.",
+    )
     base_reranker: bool = Field(False, description="Also rerank with models.reranker as it is (a trained reranker).")
+    base_as_is: bool = Field(
+        True, description="Also score the base embedder at its own token limit, when max_seq_length is shorter."
+    )
     dims: list[Int] = Field(min_length=1, description="The Matryoshka dimensions scored.")
+
+    @field_validator("fusion_weight", mode="before")
+    @classmethod
+    def _fusion_weight(cls, value):
+        if value == "auto":
+            return value
+        if isinstance(value, float) and not math.isfinite(value):  # as every section words it (section.py)
+            raise ValueError(f"must be a finite number; YAML .inf and .nan are not allowed (found {value!r})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(
+                f"must be auto (chosen on the validation split) or a number from 0 to 1 (found {value!r})"
+            )
+        return float(value)
 
     @model_validator(mode="after")
     def _dims(self):

@@ -66,7 +66,10 @@ class FetchDocuments(Section):
     their queries are generated (the `generate` section)."""
 
     source: Literal["documents"] = Field(description="Your own documents, their queries generated.")
-    path: str = Field(description="The folder of documents; a relative path is read from the repository root.")
+    path: str = Field(
+        description="The folder of documents; relative: from the repository root (under exp --temp/--queue, from "
+        "DVC's copy of it, so give an absolute path)."
+    )
     eval_share: Float = Field(0.2, gt=0, lt=1, description="The share of documents held out (seeded), at least one.")
     max_pages_per_document: Int | None = Field(None, ge=1, description="First pages read per document; null: all.")
     seed: Int = Field(42, description="Seed of the held-out split.")

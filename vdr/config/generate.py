@@ -40,6 +40,12 @@ class Generate(Section):
         20, ge=1, description="Keep a training query only if the base embedder ranks its page in the top k; null: all."
     )
     filter_eval_queries: bool = Field(False, description="Filter held-out queries too (it favours the base embedder).")
+    validation_share: Float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of the training documents held out as the validation split (evaluate.fusion_weight auto).",
+    )
 
     @model_validator(mode="after")
     def _backend(self):

@@ -76,6 +76,12 @@ class Params(Sections):
                 f"generate.backend: queries are generated for fetch.source documents only; fetch.source "
                 f"{self.fetch.source} brings its own, so set generate.backend: none"
             )
+        if self.evaluate.fusion_weight == "auto" and self.generate.validation_share == 0:
+            raise ValueError(
+                "evaluate.fusion_weight: auto chooses the weight on the validation split, and "
+                "generate.validation_share is 0 (no split); set generate.validation_share (e.g. 0.2) or a weight "
+                "between 0 and 1"
+            )
         if self.train_reranker.negatives_per_positive > self.mine_reranker.num_negatives:
             raise ValueError(
                 f"train_reranker.negatives_per_positive ({self.train_reranker.negatives_per_positive}) "

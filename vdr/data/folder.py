@@ -11,6 +11,13 @@ agree. The change time is the guard: the kernel sets it to the current time on e
 of the modification time, and no call sets it back, so restoring the modification time after a write still
 changes it. A file whose change time is within RACY_NS of its reading is not remembered (a write in the same clock
 tick would leave the five equal). A missing, unreadable or corrupt cache only means hashing again.
+
+The folder can change while a run is in progress (a copy into it still running). `SteadyFolder` holds fetch to the
+state the check stage recorded, and to the same state while fetch reads it: otherwise the data written and the
+fingerprint DVC records would describe two states of the folder, and a later run could take the one for the other.
+A relative path is read from the repository root; under `dvc exp run --temp` or `--queue` that root is DVC's
+temporary copy of the repository, which holds only what git tracks (`require_in_experiment_copy` names what is
+missing there).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,15 +74,137 @@ def folder_fingerprint(folder: Path, documents_only: bool = True, cache_dir: Pat
     """A digest of every document's (every file's, with documents_only false) relative path and content: it changes
     when the folder does. Each file's content hash comes from the cache in `cache_dir` (default
     user_cache_dir("fingerprint")) while the file's size, times, inode and device are those it was hashed with."""
+    return fingerprint_of(folder_files(folder, documents_only, cache_dir))
+
+
+def folder_files(folder: Path, documents_only: bool = True, cache_dir: Path | None = None) -> dict[str, str]:
+    """{relative path: sha256 of its content} of every document (every file, with documents_only false)."""
     folder = _check_folder(folder)
     paths = scan_folder(folder) if documents_only else [p for p in folder.rglob("*") if p.is_file()]
-    names = sorted((path.relative_to(folder).as_posix(), path) for path in paths)
     cache = DigestCache(Path(cache_dir) if cache_dir else user_cache_dir("fingerprint"), folder)
-    digest = hashlib.sha256()
-    for name, path in names:
-        digest.update(f"{name}\0{cache.digest(name, path)}\n".encode())
+    files = {
+        name: cache.digest(name, path) for name, path in sorted((p.relative_to(folder).as_posix(), p) for p in paths)
+    }
     cache.save()
+    return files
+
+
+def fingerprint_of(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{files[name]}\n".encode())
     return digest.hexdigest()
+
+
+def changes(before: dict[str, str], after: dict[str, str], shown: int = 3) -> str:
+    """What differs between two states of a folder: "rewritten: a.pdf; added: b.pdf and 2 more; removed: ..."."""
+    kinds = {
+        "rewritten": [name for name in before if name in after and before[name] != after[name]],
+        "added": [name for name in after if name not in before],
+        "removed": [name for name in before if name not in after],
+    }
+    return "; ".join(
+        f"{kind}: " + ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        for kind, names in kinds.items()
+        if names
+    )
+
+
+SETTLE = "let the folder settle (a copy into it still running?), then run dvc repro again"
+
+
+class SteadyFolder:
+    """The folder fetch reads, held to the state the check stage recorded and to the same state while it is read,
+    so that the data written and the fingerprint DVC records for the run describe one state of the folder:
+
+        steady = SteadyFolder(folder, documents_only, recorded=fingerprint_from_check_json)   # FieldError if changed
+        ...read the folder...
+        steady.require_unchanged()                                                           # FieldError if changed
+
+    Errors name the field `path` (the stages: fetch.path)."""
+
+    def __init__(self, folder: Path, documents_only: bool, recorded: str | None, cache_dir: Path | None = None):
+        self.folder, self.documents_only, self.cache_dir = Path(folder).expanduser(), documents_only, cache_dir
+        self.files = folder_files(self.folder, documents_only, cache_dir)
+        if recorded is not None and fingerprint_of(self.files) != recorded:
+            raise FieldError(
+                "path",
+                f"{self.folder} changed after the check stage fingerprinted it (a file added, removed or rewritten "
+                f"since; now {len(self.files)} files): fetch stops rather than read a state of the folder that this "
+                f"run would not record; {SETTLE}",
+            )
+
+    def require_unchanged(self) -> None:
+        after = folder_files(self.folder, self.documents_only, self.cache_dir)
+        if after != self.files:
+            raise FieldError(
+                "path",
+                f"{self.folder} changed while fetch read it ({changes(self.files, after)}); nothing was "
+                f"written; {SETTLE}",
+            )
+
+
+FOLDER_SOURCES = {"documents": True, "local": False}  # fetch.source that reads fetch.path -> only documents count
+
+
+def experiment_workspace() -> Path | None:
+    """The workspace a queued or temporary experiment was started from, when this process runs in DVC's copy of the
+    repository (`dvc exp run --temp` and `--queue` run the stages in .dvc/tmp/exps/<tmp>, with DVC_ROOT set to the
+    workspace); None elsewhere (`dvc repro`, `dvc exp run` in the workspace, a stage run by hand)."""
+    root = os.environ.get("DVC_ROOT")
+    if not root or Path(root).resolve() == Path.cwd().resolve():
+        return None
+    return Path(root).resolve()
+
+
+def require_in_experiment_copy(path: str, documents_only: bool = True) -> None:
+    """A relative fetch.path is read from the repository root, which in a queued or temporary experiment is DVC's
+    copy of it: it holds what git tracks, not a folder beside the repository nor files git ignores or does not
+    track. Stop, naming the path and the fix, when the copy lacks the folder, or lacks files of it that the workspace
+    holds; FieldError naming `path`."""
+    folder, workspace = Path(path).expanduser(), experiment_workspace()
+    if workspace is None or folder.is_absolute():
+        return
+    meant = (workspace / folder).resolve()
+    fix = f"give an absolute path, e.g. -S fetch.path={meant}" if meant.is_dir() else "give an absolute path"
+    where = (
+        f"'{path}' is a relative path, and this run works in DVC's temporary copy of the repository ({Path.cwd()}, "
+        "made by dvc exp run --temp or --queue, holding only what git tracks)"
+    )
+    if not folder.is_dir():
+        raise FieldError("path", f"{where}, where it names {folder.resolve()}, which does not exist; {fix}")
+    left_out = [name for name in untracked_files(workspace, meant, documents_only) if not (folder / name).exists()]
+    if left_out:
+        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        raise FieldError(
+            "path",
+            f"{where}, which lacks {len(left_out)} file(s) of {meant} that git does not track ({shown}), so this run "
+            f"would read fewer documents than the folder holds; {fix}, or copy each in: dvc exp run "
+            + " ".join(f"-C {Path(path, name).as_posix()}" for name in left_out[:3])
+            + (" ..." if len(left_out) > 3 else ""),
+        )
+
+
+def untracked_files(workspace: Path, folder: Path, documents_only: bool) -> list[str]:
+    """The files under `folder` (inside the git workspace) that git does not track, relative to `folder`, as
+    scan_folder counts them; [] when git cannot tell."""
+    try:
+        inside = folder.relative_to(workspace)
+        listed = subprocess.run(
+            ["git", "-C", str(workspace), "ls-files", "--others", "-z", "--", str(inside) or "."],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (ValueError, OSError, subprocess.SubprocessError):
+        return []
+    names = [Path(os.fsdecode(item)).relative_to(inside).as_posix() for item in listed.split(b"\0") if item]
+    return sorted(
+        name
+        for name in names
+        if not any(part.startswith(".") for part in Path(name).parts)
+        and (not documents_only or Path(name).suffix.lower() in PDF_SUFFIXES | IMAGE_SUFFIXES)
+    )
 
 
 def file_sha256(path: Path) -> str:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from vdr.io.files import atomic_path, user_cache_dir
 from vdr.io.images import decode_image, undecodable
+from vdr.stage import progress_label
 
 LANGUAGE = "eng"
 
@@ -97,7 +98,8 @@ def ocr_images(
 
     `names` (e.g. "corpus.parquet, id 'p1'") only label errors; by default "image 0", "image 1", ...
     """
-    folder = Path(cache_dir or user_cache_dir("ocr")) / f"tesseract-{tesseract_version()}-{LANGUAGE}"
+    version = tesseract_version()
+    folder = Path(cache_dir or user_cache_dir("ocr")) / f"tesseract-{version}-{LANGUAGE}"
     keys = [hashlib.sha256(data).hexdigest() for data in images]
     path = lambda key: folder / key[:2] / f"{key}.txt"  # noqa: E731
     missing = {
@@ -112,7 +114,8 @@ def ocr_images(
         )
         with one_thread_per_tesseract(), ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
             texts = pool.map(_read, missing.values())
-            for key, text in tqdm(zip(missing, texts), total=len(missing), desc="OCR"):
+            label = progress_label(f"OCR of {len(missing):,} pages (tesseract {version})")
+            for key, text in tqdm(zip(missing, texts), total=len(missing), desc=label, unit="page"):
                 with atomic_path(path(key)) as temporary:
                     temporary.write_text(text)
     return [path(key).read_text() for key in keys]

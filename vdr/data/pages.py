@@ -161,13 +161,14 @@ def _or_error(work, job):
         return {"id": job[0], "error": str(error)}
 
 
-def map_pages(work, jobs: list[tuple], workers: int, description: str) -> list[dict]:
-    """work(job) for every job, in `workers` processes; a job that fails gives {"id", "error"} instead."""
+def map_pages(work, jobs: list[tuple], workers: int, description: str, unit: str = "document") -> list[dict]:
+    """work(job) for every job, in `workers` processes; a job that fails gives {"id", "error"} instead. The progress
+    bar says `description` (the stage's words: "render train") and counts jobs as `unit`s."""
     guarded = functools.partial(_or_error, work)
     if workers == 1:
-        return [guarded(job) for job in tqdm(jobs, desc=description)]
+        return [guarded(job) for job in tqdm(jobs, desc=description, unit=unit)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(tqdm(pool.imap(guarded, jobs, chunksize=8), total=len(jobs), desc=description))
+        return list(tqdm(pool.imap(guarded, jobs, chunksize=8), total=len(jobs), desc=description, unit=unit))
 
 
 def render_all(documents: pa.Table, dpi: int, workers: int, description: str) -> list[dict]:
@@ -190,7 +191,8 @@ def _normalise(job):
 
 def normalise_all(ids: list[str], images: list[bytes], max_pixels: int, workers: int, description: str) -> list[dict]:
     """One page per image; an image that fails gives {"id", "error"} instead."""
-    return map_pages(_normalise, [(d, data, max_pixels) for d, data in zip(ids, images)], workers, description)
+    jobs = [(d, data, max_pixels) for d, data in zip(ids, images)]
+    return map_pages(_normalise, jobs, workers, description, unit="image")
 
 
 def bad_pages(pages: list[dict], on_bad_page: str, where: Path, unit: str = "page(s)") -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 ROW_LABELS = {
     "base": "base embedder",
+    "base_as_is": "base embedder as it is (its own token limit)",
     "finetuned": "finetuned embedder",
     "finetuned+base_reranker": "finetuned embedder + base reranker",
     "finetuned+base_reranker_only": "finetuned embedder + base reranker (reranker order only)",
@@ -23,7 +24,8 @@ LATE_ROW_LABELS = {  # metrics/multivector.json (stages/evaluate_multivector.py)
 
 def results_table(metrics: dict, late: dict | None = None) -> str:
     """Markdown: one row per system at full size (the late-interaction rows of `late` after the dense ones), then
-    what late interaction costs when it ran, then NDCG@10 per Matryoshka dimension."""
+    what late interaction costs when it ran, then NDCG@10 per Matryoshka dimension, the paired comparisons, which
+    system was chosen and in which arithmetic."""
     late = {name: row for name, row in (late or {}).items() if name in LATE_ROW_LABELS}
     lines = [
         "| system | NDCG@10 | MRR@10 | Recall@10 | reranking ms/query |",
@@ -34,6 +36,8 @@ def results_table(metrics: dict, late: dict | None = None) -> str:
     ]:
         cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "top_k" in m else ""
         lines.append(f"| {label} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |")
+    if "base_as_is" in metrics and "finetuned" in metrics:
+        lines += ["", as_is_sentence(metrics["base_as_is"], metrics["finetuned"])]
     if late:
         lines += ["", "| late interaction | index bytes/page | tokens/page x dims | ms/query (encode + MaxSim) |"]
         lines.append("|---|---|---|---|")
@@ -55,6 +59,8 @@ def results_table(metrics: dict, late: dict | None = None) -> str:
             lines.append(f"| {dim} | {cells[0]} | {cells[1]} |")
     if metrics.get("comparisons"):
         lines += ["", comparisons_table(metrics["comparisons"], metrics.get("held_out_set", {}).get("queries"))]
+    if "system" in metrics:
+        lines += ["", system_sentence(metrics["system"])]
     if "precision" in metrics:
         lines += ["", arithmetic_sentence(metrics["precision"])]
     return "\n".join(lines) + "\n"
@@ -102,13 +108,71 @@ def ndcg_by_dimension(metrics: dict) -> list[dict]:
     ]
 
 
+def headline(results: dict) -> dict:
+    """What metrics/evaluate.json keeps for `dvc metrics show` and `dvc exp show`: each row at full size, the
+    comparisons between systems, the chosen system and the held-out set, without the per-dimension rows and
+    comparisons and the validation scores by weight (those stay in reports/results.json)."""
+    kept = {}
+    for name, value in results.items():
+        if name == "comparisons":
+            value = {pair: c for pair, c in value.items() if "@" not in pair}  # "finetuned@64 vs finetuned@384"
+        elif name == "system":
+            value = {key: v for key, v in value.items() if not key.startswith("validation_ndcg")}
+        elif isinstance(value, dict):
+            value = {key: v for key, v in value.items() if key != "dims"}
+        kept[name] = value
+    return kept
+
+
+def as_is_sentence(as_is: dict, finetuned: dict) -> str:
+    """What the base-as-it-is row is, and a flag when the finetuned embedder scores below it: then a user is better
+    served by the untouched model at its own token limit than by the finetuned one at the evaluated limit."""
+    sentence = (
+        f"The base embedder as it is reads {as_is['max_seq_length']} tokens of each page and query, as a user "
+        "running the untouched model would; the other rows read evaluate.max_seq_length."
+    )
+    if finetuned["ndcg@10"] < as_is["ndcg@10"]:
+        sentence += (
+            f" **Flag: the finetuned embedder ({finetuned['ndcg@10']:.4f}) scores below the base embedder as it is "
+            f"({as_is['ndcg@10']:.4f})**: train and evaluate at a longer max_seq_length, or use the base model."
+        )
+    return sentence
+
+
+def system_sentence(system: dict) -> str:
+    """Which system the numbers recommend and why (metrics' `system`): chosen on the validation split
+    (vdr/evaluation/fusion.py) or the preset evaluate.fusion_weight."""
+    if system.get("chosen_on") != "validation":
+        return f"The reranker is fused at the preset weight {system['fusion_weight']} (evaluate.fusion_weight)."
+    gain = system["validation_gain"]
+    where = (
+        f"on the validation split ({system['validation_queries']:,} queries, {system['validation_pages']:,} pages "
+        "held out of training, disjoint from the held-out set)"
+    )
+    measured = (
+        f"the reranker fused at its best weight, {system['reranker_weight']}, changed NDCG@10 by "
+        f"{gain['difference']:+.4f} (standard error {gain['standard_error']:.4f}) against the embedder alone"
+    )
+    if system["fusion_weight"] == 0:
+        return (
+            f"System chosen {where}: the finetuned embedder alone. There {measured}, not a gain beyond the noise, "
+            "so the reranker is not used; its rows in the table show it fused at that weight."
+        )
+    return (
+        f"System chosen {where}: the finetuned embedder with the reranker fused at weight {system['fusion_weight']}. "
+        f"There {measured}, beyond the noise."
+    )
+
+
 def results_report(metrics: dict, evalset, evaluate, picture: str | None = None, late: dict | None = None) -> str:
-    """reports/results.md: the held-out set, how it was scored, the results table (with the late-interaction rows
-    of `late`, metrics/multivector.json, when it ran) and the picture beside it."""
+    """reports/results.md: the held-out set, how it was scored, the results table (with the late-interaction rows of
+    `late`, metrics/multivector.json, when it ran, and which system was chosen) and the picture beside it."""
+    fused = metrics.get("finetuned+reranker", {}).get("fusion_weight", evaluate.fusion_weight)
+    how = "at the weight the validation split chose" if evaluate.fusion_weight == "auto" else "at the preset weight"
     text = (
         "# Results\n\n"
         f"Held-out set: {evalset}. Metrics: pytrec_eval, cosine similarity, reranker over the finetuned embedder's "
-        f"top {evaluate.top_k}, its score fused with the embedder's at weight {evaluate.fusion_weight} "
+        f"top {evaluate.top_k}, its score fused with the embedder's {how}, {fused} "
         "(`_only`: the reranker's order alone).\n\n" + results_table(metrics, late)
     )
     if picture:

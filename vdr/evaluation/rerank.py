@@ -13,6 +13,7 @@ import numpy as np
 from vdr.errors import FieldError
 from vdr.evaluation.metrics import RUN_DEPTH, ir_metrics, to_run
 from vdr.retrieval.devices import bf16_autocast
+from vdr.retrieval.progress import ModelProgress
 
 
 def rerank(
@@ -26,8 +27,10 @@ def rerank(
 
     candidate_pages = {int(i): documents[int(i)] for i in np.unique(candidates)}  # each decoded once (Screenshots)
     pairs = [(query, candidate_pages[int(i)]) for query, row in zip(queries, candidates) for i in row]
-    with bf16_autocast(cross_encoder, bf16):
-        scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+    what = f"reranking the top {candidates.shape[1]} pages of {len(candidates):,} queries"
+    with bf16_autocast(cross_encoder, bf16), ModelProgress(what, cross_encoder, len(pairs), "pair") as progress:
+        with progress.counting(len(pairs)):
+            scores = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
     hint = (
         "it was probably trained with a diverging learning rate: retrain it with a lower "
         "train_reranker.learning_rate (or, if models.model_kwargs.dtype is float16, it overflowed)"

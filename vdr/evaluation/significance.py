@@ -153,13 +153,14 @@ def paired_difference(a: dict[str, float], b: dict[str, float], resamples: int =
 
 
 # each system row against its reference, as the evaluate stage reports them
-REFERENCES = {
-    "finetuned": "base",
-    "finetuned+reranker": "finetuned",
-    "finetuned+reranker_only": "finetuned",
-    "finetuned+base_reranker": "finetuned",
-    "finetuned+base_reranker_only": "finetuned",
-}
+REFERENCES = (  # (system, the row it is compared with)
+    ("finetuned", "base"),
+    ("finetuned", "base_as_is"),  # the base model at its own token limit, as a user would run it (embed_base)
+    ("finetuned+reranker", "finetuned"),
+    ("finetuned+reranker_only", "finetuned"),
+    ("finetuned+base_reranker", "finetuned"),
+    ("finetuned+base_reranker_only", "finetuned"),
+)
 
 
 def comparison(reference: dict[str, float], system: dict[str, float]) -> dict:
@@ -184,7 +185,7 @@ def paired_comparisons(
     per_query = {name: per_query_ndcg(run, qrels) for name, run in runs.items()}
     comparisons = {
         f"{name} vs {reference}": comparison(per_query[reference], per_query[name])
-        for name, reference in REFERENCES.items()
+        for name, reference in REFERENCES
         if name in per_query and reference in per_query
     }
     for name, by_dim in (dimension_runs or {}).items():

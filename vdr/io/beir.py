@@ -87,10 +87,15 @@ def text_column(
 def check_retrieval_set(
     corpus_ids: list[str], query_ids: list[str], qrels: dict[str, dict[str, int]], where: dict[str, Path]
 ) -> None:
-    """Ids present, unique and writable to a TREC run, a corpus that is not empty, and qrels that name only known
-    queries and pages. `where` names the files: {"corpus": ..., "queries": ..., "qrels": ...}."""
+    """Ids present, unique and writable to a TREC run, a corpus and a query set that are not empty, and qrels that
+    name only known queries and pages. `where` names the files: {"corpus": ..., "queries": ..., "qrels": ...}."""
     if not corpus_ids:
         raise ValueError(f"{where['corpus']}: the corpus is empty (no pages); a retrieval set needs at least one page")
+    if not query_ids:
+        raise ValueError(
+            f"{where['queries']}: the query set is empty (no rows); a retrieval set needs at least one query, with "
+            f"its relevant pages in {Path(where['qrels']).name}"
+        )
     require_trec_ids(corpus_ids, where["corpus"], "corpus id")
     require_trec_ids(query_ids, where["queries"], "query id")
     require_unique(corpus_ids, where["corpus"], "corpus id")

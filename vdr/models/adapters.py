@@ -66,7 +66,7 @@ def transformer_folder(folder: Path) -> Path:
     modules = folder / "modules.json"
     if not modules.is_file():
         return folder
-    return folder / json.loads(modules.read_text())[0]["path"]
+    return folder / read_json(modules)[0]["path"]
 
 
 def load_adapter_weights(network, path: Path) -> None:
@@ -74,7 +74,18 @@ def load_adapter_weights(network, path: Path) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    saved = {name.removeprefix(PEFT_PREFIX): value for name, value in load_file(str(path)).items()}
+    if not path.is_file():
+        raise FieldError(
+            "",
+            f"{path.parent / ADAPTER_CONFIG} names a LoRA adapter, but its weights {path.name} are not beside it; "
+            "copy the whole folder the training stage saved",
+        )
+    try:
+        saved = {name.removeprefix(PEFT_PREFIX): value for name, value in load_file(str(path)).items()}
+    except Exception as error:  # safetensors' own error type: a file cut short, or not safetensors at all
+        raise FieldError(
+            "", f"{path} is not a readable safetensors file ({error}); copy it again from where it was saved"
+        ) from None
     result = set_peft_model_state_dict(network, saved, adapter_name=ADAPTER_NAME)
     missing = [name for name in result.missing_keys if f".{ADAPTER_NAME}." in name]
     unused = list(result.unexpected_keys)
@@ -92,7 +103,18 @@ def adapter_config(folder: str | Path) -> dict | None:
     if not folder.is_dir():
         return None
     path = transformer_folder(folder) / ADAPTER_CONFIG
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
+
+
+def read_json(path: Path):
+    """A model folder's JSON file; one that does not parse is a FieldError naming it (a copy cut short, an edit)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FieldError(
+            "",
+            f"{path} is not valid JSON ({error}); the model folder is damaged: copy it again from where it was saved",
+        ) from None
 
 
 def load_adapter(model, folder: Path) -> None:
@@ -103,7 +125,7 @@ def load_adapter(model, folder: Path) -> None:
     inject(backbone(model), LoraConfig.from_pretrained(str(transformer_folder(folder))))
     load_saved_weights(model, folder)
     settings = folder / "config_sentence_transformers.json"
-    truncate_dim = json.loads(settings.read_text()).get("truncate_dim") if settings.is_file() else None
+    truncate_dim = read_json(settings).get("truncate_dim") if settings.is_file() else None
     if truncate_dim is not None and hasattr(model, "truncate_dim"):
         model.truncate_dim = truncate_dim
     model.eval()
@@ -113,7 +135,13 @@ def load_saved_weights(model, folder: Path) -> None:
     """The trained weights of a model saved with its adapter only: the adapter's, and those of the modules after
     the Transformer (a trained head)."""
     load_adapter_weights(backbone(model), transformer_folder(folder) / ADAPTER_WEIGHTS)
-    entries = json.loads((folder / "modules.json").read_text())
+    if not (folder / "modules.json").is_file():
+        raise FieldError(
+            "",
+            f"{folder} holds a LoRA adapter but no modules.json, so it is not a sentence-transformers model saved "
+            "with its adapter; copy the whole folder the training stage saved",
+        )
+    entries = read_json(folder / "modules.json")
     if len(entries) != len(model):
         raise FieldError(
             "",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vdr.errors import FieldError, fields_under
-from vdr.models.adapters import adapter_config, load_adapter
+from vdr.models.adapters import adapter_config, load_adapter, read_json
 from vdr.models.sources import check_model_source, from_hub, loading_kwargs, resolve_model
 
 
@@ -77,8 +77,22 @@ def base_of_adapter(name: str):
     return fields_under(f"(the base of the adapter {name})")
 
 
+MODEL_JSON = ("modules.json", "config_sentence_transformers.json", "config.json", "sentence_bert_config.json")
+
+
+def check_json_files(path: str) -> None:
+    """Every JSON file a local model folder is described by parses (a file cut short by a copy is named here, not by
+    the library's JSON error without a file name); a Hub id or a file is left to the loaders."""
+    folder = Path(path)
+    for name in MODEL_JSON if folder.is_dir() else ():
+        if (folder / name).is_file():
+            read_json(folder / name)
+
+
 def adapter_base(path: str) -> str | None:
-    """The base model of a saved LoRA adapter, as its adapter_config.json names it; None for a full model."""
+    """The base model of a saved LoRA adapter, as its adapter_config.json names it; None for a full model. The
+    folder's JSON files are checked first (`check_json_files`)."""
+    check_json_files(path)
     config = adapter_config(path)
     if config is None:
         return None

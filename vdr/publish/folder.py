@@ -32,6 +32,17 @@ def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
+def set_max_seq_length(folder: Path, max_seq_length: int | None) -> None:
+    """evaluate.max_seq_length becomes the published model's token limit (sentence-transformers reads it at load), so
+    that the model loads as it was evaluated and its card's numbers hold; null keeps the saved one."""
+    if max_seq_length is None:
+        return
+    config_path = folder / "sentence_bert_config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["max_seq_length"] = max_seq_length
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def require_hub_base(train, base: str, section: str) -> None:
     """A LoRA adapter published alone (`section`.lora with merge: false) loads its base model by the name it holds:
     pushed, that must be a Hub model, not a folder of this machine that nobody else has (nor should see)."""

@@ -12,16 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
+AS_IS = "as_is"  # the subfolder of the base model's embeddings at its own token limit (embed_base)
 
-def encoding_settings(params) -> dict:
-    """Everything in params.yaml that changes the base embedder's embeddings of the held-out set."""
+
+def encoding_settings(params, max_seq_length: int | None = None) -> dict:
+    """Everything in params.yaml that changes the base embedder's embeddings of the held-out set; `max_seq_length`:
+    the token limit they were encoded at, when it is not evaluate.max_seq_length (the model's own)."""
     models = params.models
     return {
         "embedder": models.embedder,
         "page_input": models.page_input,
         "model_kwargs": models.model_kwargs.model_dump(exclude_none=True),
         "processor_kwargs": models.processor_kwargs.model_dump(exclude_none=True),
-        "max_seq_length": params.evaluate.max_seq_length,
+        "max_seq_length": max_seq_length or params.evaluate.max_seq_length,
         "batch_size": params.evaluate.batch_size,
         "bf16": params.encode.bf16,
     }

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vdr.models.finite import model_name, require_finite
+from vdr.retrieval.progress import ModelProgress
 
 NOT_FINITE_HINT = (
     "the embedder's weights are probably NaN: if it is the finetuned one (models/embedder), its training "
@@ -87,7 +88,11 @@ class Spill:
 
 
 def encode_queries(model, texts: list[str], batch_size: int, pool=None) -> np.ndarray:
-    embeddings = model.encode_query(texts, batch_size=batch_size, **encode_options(pool, len(texts), batch_size))
+    with ModelProgress(f"encoding {len(texts):,} queries", model, len(texts), "query") as progress:
+        with progress.counting(len(texts)):
+            embeddings = model.encode_query(
+                texts, batch_size=batch_size, **encode_options(pool, len(texts), batch_size)
+            )
     return require_finite(embeddings, f"the query embeddings of {model_name(model)}", NOT_FINITE_HINT)
 
 
@@ -107,41 +112,46 @@ def encode_documents(
     streaming. With `spill`, embeddings above its bound are encoded a chunk at a time into `out` (a .npy path) or
     a file of the spill, and returned as a read-only np.memmap; each chunk is checked for NaN as it comes."""
     what = f"the page embeddings of {model_name(model)}"
-    if getattr(documents, "decoded_on_read", False):  # screenshots decoded a chunk at a time (vdr/data/evalset.py)
-        return _encode_chunks(model, documents, batch_size, pool, spill, out, what)
-    dim = embedding_dimension(model) if spill is not None else None
-    if dim is None or spill.fits(len(documents), dim):
-        inputs = documents if read is None else [read(page) for page in documents]
-        embeddings = model.encode_document(
-            inputs, batch_size=batch_size, **encode_options(pool, len(inputs), batch_size)
-        )
-        return require_finite(embeddings, what, NOT_FINITE_HINT)
+    with ModelProgress(f"encoding {len(documents):,} pages", model, len(documents), "page") as progress:
+        if getattr(documents, "decoded_on_read", False):  # screenshots decoded a chunk at a time (vdr/data/evalset.py)
+            return _encode_chunks(model, documents, batch_size, pool, spill, out, what, progress)
+        dim = embedding_dimension(model) if spill is not None else None
+        if dim is None or spill.fits(len(documents), dim):
+            inputs = documents if read is None else [read(page) for page in documents]
+            embeddings = _encode_pages(model, inputs, batch_size, pool, progress)
+            return require_finite(embeddings, what, NOT_FINITE_HINT)
 
-    path = Path(out) if out is not None else spill.file("pages.npy")
-    workers = len(pool["processes"]) if pool is not None else 1
-    step = spill.rows_per_chunk(dim, batch_size, workers)
-    matrix = None
-    for start in range(0, len(documents), step):
-        chunk = documents[start : start + step]
-        inputs = chunk if read is None else [read(page) for page in chunk]
-        embeddings = model.encode_document(
-            inputs, batch_size=batch_size, **encode_options(pool, len(inputs), batch_size)
-        )
-        rows = f"{what} (pages {start} to {start + len(chunk) - 1} of {len(documents)})"
-        require_finite(embeddings, rows, NOT_FINITE_HINT)
-        if matrix is None:  # the width the model really returns
-            shape = (len(documents), embeddings.shape[1])
-            matrix = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-        matrix[start : start + len(chunk)] = embeddings
+        path = Path(out) if out is not None else spill.file("pages.npy")
+        workers = len(pool["processes"]) if pool is not None else 1
+        step = spill.rows_per_chunk(dim, batch_size, workers)
+        matrix = None
+        for start in range(0, len(documents), step):
+            chunk = documents[start : start + step]
+            inputs = chunk if read is None else [read(page) for page in chunk]
+            embeddings = _encode_pages(model, inputs, batch_size, pool, progress)
+            rows = f"{what} (pages {start} to {start + len(chunk) - 1} of {len(documents)})"
+            require_finite(embeddings, rows, NOT_FINITE_HINT)
+            if matrix is None:  # the width the model really returns
+                shape = (len(documents), embeddings.shape[1])
+                matrix = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+            matrix[start : start + len(chunk)] = embeddings
     matrix.flush()
     del matrix
     return np.load(path, mmap_mode="r")
 
 
+def _encode_pages(model, inputs: list, batch_size: int, pool, progress: ModelProgress) -> np.ndarray:
+    """One encode_document call, moving `progress` as its batches (or a pool's chunks) finish."""
+    with progress.counting(len(inputs)):
+        return model.encode_document(inputs, batch_size=batch_size, **encode_options(pool, len(inputs), batch_size))
+
+
 DECODED_PAGES_PER_CHUNK = 256  # decoded screenshots held at once: about 0.7 GB of letter pages at 100 dpi
 
 
-def _encode_chunks(model, documents, batch_size: int, pool, spill: Spill | None, out: Path | None, what: str):
+def _encode_chunks(
+    model, documents, batch_size: int, pool, spill: Spill | None, out: Path | None, what: str, progress: ModelProgress
+):
     """Pages that decode when read, a chunk (whole batches) at a time: the embeddings in memory, or with `spill`
     above its bound in a .npy memmap (`out` or a file of the spill), as encode_documents returns them."""
     workers = len(pool["processes"]) if pool is not None else 1
@@ -155,9 +165,7 @@ def _encode_chunks(model, documents, batch_size: int, pool, spill: Spill | None,
     parts, matrix = [], None
     for start in range(0, len(documents), step):
         chunk = documents[start : start + step]
-        embeddings = model.encode_document(
-            chunk, batch_size=batch_size, **encode_options(pool, len(chunk), batch_size)
-        )
+        embeddings = _encode_pages(model, chunk, batch_size, pool, progress)
         require_finite(
             embeddings, f"{what} (pages {start} to {start + len(chunk) - 1} of {len(documents)})", NOT_FINITE_HINT
         )
@@ -178,7 +186,8 @@ def _encode_chunks(model, documents, batch_size: int, pool, spill: Spill | None,
 
 def encode_options(pool, count: int, batch_size: int) -> dict:
     """encode_query / encode_document options; with a pool, chunks of at least one batch (the library's default,
-    count / workers / 10, would give a GPU batches of a few inputs on a small set or a streamed chunk)."""
+    count / workers / 10, would give a GPU batches of a few inputs on a small set or a streamed chunk). The library's
+    progress bar moves ours (vdr/retrieval/progress.py)."""
     options = {"normalize_embeddings": True, "convert_to_numpy": True, "show_progress_bar": True}
     if pool is not None:
         options["pool"] = pool

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vdr.models.finite import model_name, require_finite
+from vdr.retrieval.progress import ModelProgress
 from vdr.retrieval.search import BYTES_PER_SCORE, DEFAULT_MAX_MEMORY_MB, top_k_of_blocks
 
 INDEX_DTYPES = ("float16", "float32")
@@ -76,13 +77,17 @@ def encode_pages(model, documents, batch_size: int, dtype: str = "float16") -> T
     """Every page's token vectors, in order, a chunk of pages at a time (screenshots that decode when read are
     decoded a chunk at a time too); each chunk is checked for NaN and stored as `dtype` as it comes."""
     parts = []
-    for start in range(0, len(documents), DECODED_PAGES_PER_CHUNK):
-        chunk = documents[start : start + DECODED_PAGES_PER_CHUNK]
-        arrays = model.encode_document(chunk, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
-        part = TokenIndex.from_arrays([np.asarray(a, dtype=np.float32) for a in arrays], dtype)
-        what = f"the page token embeddings of {model_name(model)} (pages {start} to {start + len(chunk) - 1})"
-        require_finite(part.tokens, what, NOT_FINITE_HINT)
-        parts.append(part)
+    with ModelProgress(f"encoding {len(documents):,} pages", model, len(documents), "page") as progress:
+        for start in range(0, len(documents), DECODED_PAGES_PER_CHUNK):
+            chunk = documents[start : start + DECODED_PAGES_PER_CHUNK]
+            with progress.counting(len(chunk)):
+                arrays = model.encode_document(
+                    chunk, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True
+                )
+            part = TokenIndex.from_arrays([np.asarray(a, dtype=np.float32) for a in arrays], dtype)
+            what = f"the page token embeddings of {model_name(model)} (pages {start} to {start + len(chunk) - 1})"
+            require_finite(part.tokens, what, NOT_FINITE_HINT)
+            parts.append(part)
     if not parts:
         raise ValueError("no pages to encode")
     return TokenIndex.concatenate(parts)
@@ -90,7 +95,9 @@ def encode_pages(model, documents, batch_size: int, dtype: str = "float16") -> T
 
 def encode_queries(model, texts: list[str], batch_size: int) -> TokenIndex:
     """Every query's token vectors, float32."""
-    arrays = model.encode_query(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
+    with ModelProgress(f"encoding {len(texts):,} queries", model, len(texts), "query") as progress:
+        with progress.counting(len(texts)):
+            arrays = model.encode_query(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=True)
     index = TokenIndex.from_arrays([np.asarray(a, dtype=np.float32) for a in arrays])
     require_finite(index.tokens, f"the query token embeddings of {model_name(model)}", NOT_FINITE_HINT)
     return index
