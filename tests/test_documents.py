@@ -358,6 +358,11 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         corpus_ids = pq.read_table(repo / "data/pages/eval/corpus").column("id").to_pylist()
         document = lambda page_id: page_id.rsplit("-p", 1)[0]  # noqa: E731
         assert not {document(p) for p in train_ids} & {document(p) for p in corpus_ids}
+        # the validation split: whole training documents, held out of training and of the test set
+        validation_ids = pq.read_table(repo / "data/pages/validation/corpus").column("id").to_pylist()
+        assert validation_ids and not {document(p) for p in validation_ids} & {
+            document(p) for p in train_ids + corpus_ids
+        }
         assert len(corpus_ids) == fetched["eval_pages"]
         assert all(set(pages) <= set(corpus_ids) for pages in read_qrels(repo / "data/pages/eval/qrels.tsv").values())
 
@@ -374,12 +379,14 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         assert failing and malformed and {page for page in pages_seen if bucket(page) in (2, 3)}  # each case occurred
         for counts in generated["queries"].values():
             assert {"generated", "too_short", "too_long", "duplicate", "verbatim_on_page", "kept"} <= counts.keys()
-        assert generated["queries"]["train"]["kept"] == len(train_ids) > 0
+        assert generated["queries"]["train"]["kept"] == len(train_ids) + generated["validation_queries"]
+        assert len(train_ids) > 0 and generated["validation_queries"] > 0
         assert "inconsistent" in generated["queries"]["train"] and "inconsistent" not in generated["queries"]["eval"]
 
         metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-        for system in ("base", "finetuned", "finetuned+reranker"):
+        for system in ("base", "base_as_is", "finetuned", "finetuned+reranker"):  # the base as it is: on here
             assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
+        assert metrics["system"]["chosen_on"] == "validation"  # the fusion weight, never from the held-out set
         card = (repo / "models/published/README.md").read_text()
         assert "your documents, 9 of them" in card and fetched["collection_sha256"] in card
         assert generated["prompt_sha256"] in card and "`stand-in`" in card
@@ -408,11 +415,13 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
 
 
 def test_the_documents_profile_trains_as_the_cpu_profile():
-    """Only where the data comes from differs: the models and their training are the cpu profile's."""
+    """Only where the data comes from differs, and the base model's extra row: the models and their training are the
+    cpu profile's."""
     documents = compose("documents", ["fetch.path=/data", "generate.model=m"])
     cpu = compose("cpu")
     differs = {key for key in documents if documents[key] != cpu.get(key)}
-    assert differs == {"profile_name", "fetch", "render", "generate"}
+    assert differs == {"profile_name", "fetch", "render", "generate", "evaluate"}
+    assert {k for k in documents["evaluate"] if documents["evaluate"][k] != cpu["evaluate"][k]} == {"base_as_is"}
     assert yaml.safe_dump(documents["generate"]).count("backend: openai") == 1
 
 

