@@ -27,9 +27,7 @@ WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))  # 0: the embedder's
 
 @dataclass(frozen=True)
 class FusionChoice:
-    weight: (
-        float  # the system: 0.0 is the embedder alone, above 0 the reranker fused at this weight (a gain beyond noise)
-    )
+    weight: float  # the system: 0.0 the embedder alone; above 0 the reranker fused at it (a gain beyond noise)
     reranker_weight: float  # the reranker's best weight above 0, for its row on the test set
     ndcg_by_weight: dict[str, float]  # validation NDCG@10 of every weight of WEIGHTS ("0.0" .. "1.0")
     queries: int  # validation queries
