@@ -32,7 +32,7 @@ from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
-from vdr.evaluation.fusion import choose_fusion_weight, load_validation_split
+from vdr.evaluation.fusion import choose_fusion_weight, validation_evaluation
 from vdr.evaluation.plots import ndcg_by_dimension_svg
 from vdr.evaluation.report import headline, ndcg_by_dimension, results_report, system_sentence
 from vdr.evaluation.rerank import check_rerank_depth
@@ -96,11 +96,9 @@ def main(paths: Paths) -> None:
         with fields_as({"dims": "evaluate.dims", "devices": "encode.devices"}):
             evaluation.dense("finetuned", retriever, evaluate.dims)
             if evaluate.fusion_weight == "auto":  # the same retrieval of the validation split, to choose on
-                validation_set = load_validation_split(paths.validation)
-                read = validation_set.documents(
-                    params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True
+                validation = validation_evaluation(
+                    paths.validation, params.models.page_input, paths.ocr_cache, paths.ocr_workers
                 )
-                validation = Evaluation(validation_set, read)
                 validation.dense("finetuned", retriever, [])
 
     # 3. Rerank the finetuned embedder's top-k: the trained reranker (alone and fused), and the base one if asked.

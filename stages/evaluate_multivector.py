@@ -30,7 +30,7 @@ from vdr.config.training import TrainMultivector
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_as, fields_under
 from vdr.evaluation.driver import Evaluation
-from vdr.evaluation.fusion import choose_fusion_weight, load_validation_split
+from vdr.evaluation.fusion import choose_fusion_weight, validation_evaluation
 from vdr.io.files import atomic_path, write_json
 from vdr.models.multivector import load_multivector
 from vdr.models.reranker import load_reranker
@@ -110,8 +110,9 @@ def main(paths: Paths) -> None:
         reranker = load_reranker(str(paths.reranker), params.models)
     weight = evaluate.fusion_weight
     if weight == "auto":
-        split = load_validation_split(paths.validation)
-        validation = Evaluation(split, split.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers))
+        validation = validation_evaluation(
+            paths.validation, params.models.page_input, paths.ocr_cache, paths.ocr_workers
+        )
         validation.late("multivector_finetuned", retriever)
         choice = choose_fusion_weight(
             validation, "multivector_finetuned", reranker, evaluate.top_k, evaluate.batch_size, params.encode.bf16

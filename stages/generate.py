@@ -303,15 +303,13 @@ def pass_through(rendered: Path, output: Path, generate, shard_size: int) -> dic
     train = read_table(rendered / "train")
     page_ids = train["id"].to_pylist()
     held = validation_documents(page_ids, generate.validation_share, generate.seed)
+    in_validation = pa.array([page in held for page in page_ids], type=pa.bool_())
     with atomic_path(output) as folder:
         link_or_copy_tree(rendered, folder, ignore=shutil.ignore_patterns("train") if held else None)
-        if held:
-            in_validation = pa.array([page in held for page in page_ids])
+        if held:  # train/ without the validation pages; else linked as it is
             training = train.filter(pc.invert(in_validation)).to_pylist()
             write_shards(folder / "train", training, train.schema, shard_size)
-        sizes = write_validation_set(
-            folder / "validation", train.filter(in_validation).to_pylist() if held else [], shard_size
-        )
+        sizes = write_validation_set(folder / "validation", train.filter(in_validation).to_pylist(), shard_size)
     return {"train_pairs": len(page_ids) - sizes["validation_queries"], **sizes}
 
 

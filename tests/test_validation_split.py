@@ -17,7 +17,7 @@ from tests.support.repo import tiny_params
 from vdr.config.params import Params
 from vdr.data.evalset import EvalSet
 from vdr.data.validation import validation_documents, write_validation_set
-from vdr.evaluation.fusion import WEIGHTS, choose_fusion_weight, load_validation_split
+from vdr.evaluation.fusion import WEIGHTS, choose_fusion_weight, validation_evaluation
 from vdr.evaluation.report import system_sentence
 
 
@@ -59,7 +59,7 @@ def test_the_split_is_a_retrieval_set_in_the_held_out_layout(tmp_path):
         ValueError,
         match=r"none: no validation split to choose evaluate.fusion_weight on .* set generate.validation_share",
     ):
-        load_validation_split(tmp_path / "none")
+        validation_evaluation(tmp_path / "none", "text", None, None)
 
 
 def rendered_with_queries(folder, pages: int):

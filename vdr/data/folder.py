@@ -103,11 +103,12 @@ def changes(before: dict[str, str], after: dict[str, str], shown: int = 3) -> st
         "added": [name for name in after if name not in before],
         "removed": [name for name in before if name not in after],
     }
-    return "; ".join(
-        f"{kind}: " + ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
-        for kind, names in kinds.items()
-        if names
-    )
+    return "; ".join(f"{kind}: {listed(names, shown)}" for kind, names in kinds.items() if names)
+
+
+def listed(names: list[str], shown: int = 3) -> str:
+    """The first `shown` names, and how many more: "a.pdf, b.pdf, c.pdf and 2 more"."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 SETTLE = "let the folder settle (a copy into it still running?), then run dvc repro again"
@@ -175,11 +176,10 @@ def require_in_experiment_copy(path: str, documents_only: bool = True) -> None:
         raise FieldError("path", f"{where}, where it names {folder.resolve()}, which does not exist; {fix}")
     left_out = [name for name in untracked_files(workspace, meant, documents_only) if not (folder / name).exists()]
     if left_out:
-        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
         raise FieldError(
             "path",
-            f"{where}, which lacks {len(left_out)} file(s) of {meant} that git does not track ({shown}), so this run "
-            f"would read fewer documents than the folder holds; {fix}, or copy each in: dvc exp run "
+            f"{where}, which lacks {len(left_out)} file(s) of {meant} that git does not track ({listed(left_out)}), "
+            f"so this run would read fewer documents than the folder holds; {fix}, or copy each in: dvc exp run "
             + " ".join(f"-C {Path(path, name).as_posix()}" for name in left_out[:3])
             + (" ..." if len(left_out) > 3 else ""),
         )

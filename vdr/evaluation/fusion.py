@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.data.evalset import EvalSet
+from vdr.evaluation.driver import Evaluation
 from vdr.evaluation.rerank import fuse, rerank, reranked
 from vdr.evaluation.significance import comparison, per_query_ndcg
 
@@ -69,13 +70,16 @@ def choose_fusion_weight(validation, over: str, cross_encoder, top_k: int, batch
     return FusionChoice(used, best, by_weight, len(evalset.query_ids), len(evalset.corpus_ids), gain)
 
 
-def load_validation_split(folder: Path) -> EvalSet:
-    """The validation split the generate stage wrote (vdr/data/validation.py), or a ValueError saying why there is
-    none and what to set."""
+def validation_evaluation(
+    folder: Path, page_input: str, ocr_cache: Path | None, ocr_workers: int | None
+) -> Evaluation:
+    """The validation split the generate stage wrote (vdr/data/validation.py), its pages read as the models read them,
+    ready for a retrieval to choose on; or a ValueError saying why there is none and what to set."""
     if not (folder / "qrels.tsv").exists():
         raise ValueError(
             f"{folder}: no validation split to choose evaluate.fusion_weight on (generate.validation_share is 0, or "
             "the training data has fewer than 2 documents); set generate.validation_share (e.g. 0.2), or set "
             "evaluate.fusion_weight to a number from 0 to 1"
         )
-    return EvalSet.load(folder)
+    split = EvalSet.load(folder)
+    return Evaluation(split, split.documents(page_input, ocr_cache, ocr_workers, lazy=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -77,16 +78,12 @@ def remove_leftovers(final: Path) -> list[Path]:
     the removed ones."""
     removed = []
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.(?P<host>.+)\.(?P<pid>\d+)\.[^.]+$")
-    for sibling in final.parent.glob(f".{glob_escape(final.name)}.*"):
+    for sibling in final.parent.glob(f".{glob.escape(final.name)}.*"):
         match = pattern.match(sibling.name)
         if match and match["host"] == _host() and not _running(int(match["pid"])) and sibling.is_dir():
             shutil.rmtree(sibling, ignore_errors=True)
             removed.append(sibling)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _host() -> str:
