@@ -2,12 +2,25 @@
 
 import os
 
+# Test processes share the cores (-n auto): each one's torch, and the stages it starts, get their share of threads
+# rather than all of them, which would leave threads spinning on a core another process needs.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
+
 import pytest
 
 from tests.support.repo import REPO as REPO
 from tests.support.repo import make_tiny_repo, run, stage_environment
 from tests.support.tiny_vlm import build
 from tests.support.training import EMBEDDER, run_training_stage
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): one test process per core the suite may use, at most 4. Most of a test's time is
+    single-threaded (starting Python, importing torch, DVC), so two processes on 2 cores finish in about half the
+    time; more than 4 would each build the session fixtures their tests need and crowd torch's threads."""
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -79,8 +79,10 @@ def round_trip(repo, env, expected_storage=None):
 
 
 def test_default_local_remote_round_trip(shard_repo, stage_env):
-    remotes = run(["dvc", "remote", "list"], shard_repo, stage_env)
-    assert "storage" in remotes and "dvc-storage" in remotes
+    # read from the config, not `dvc remote list`, whose table wraps a long path at the terminal's width
+    assert run(["dvc", "config", "core.remote"], shard_repo, stage_env).strip() == "storage"
+    url = run(["dvc", "config", "remote.storage.url"], shard_repo, stage_env).strip()
+    assert url == str(shard_repo / "dvc-storage")
     round_trip(shard_repo, stage_env, expected_storage=shard_repo / "dvc-storage")
     # the remote's folder is neither committed by git nor walked by DVC
     assert "dvc-storage" not in run(["git", "status", "--porcelain", "--ignored=no"], shard_repo, stage_env)

@@ -1,8 +1,9 @@
-"""A two-point sweep of the tiny pipeline through DVC's experiment queue, compared in `dvc exp show --json`.
+"""A two-point sweep of the tiny pipeline through DVC's experiment queue, compared in `dvc exp show --json`: the
+reranker's fusion weight, as docs/experiments.md sweeps it.
 
-Queued experiments run in a temporary copy of the git repository, so the tiny repo commits
-everything they need; the DVC cache (and its run-cache) is shared, so both experiments take
-fetch, render and mine from the tiny pipeline run the repo is copied from, and train from there.
+Queued experiments run in a temporary copy of the git repository, so the tiny repo commits everything they need; the
+DVC cache (and its run-cache) is shared, so both experiments take every stage before `evaluate` from the tiny pipeline
+run the repo is copied from, and evaluate from there.
 """
 
 import json
@@ -15,7 +16,7 @@ from tests.support.repo import commit_all, copy_repo, run
 
 pytestmark = pytest.mark.e2e  # dvc exp run --queue
 
-LEARNING_RATES = (5e-5, 2e-4)
+FUSION_WEIGHTS = (0.3, 0.7)
 TIMEOUT_S = 360
 
 
@@ -47,9 +48,9 @@ def test_queued_sweep_shows_both_experiments(tiny_pipeline, tmp_path, stage_env)
     tiny_repo = copy_repo(tiny_pipeline[0], tmp_path / "repo")
     commit_all(tiny_repo, stage_env, "tiny pipeline run")  # its dvc.lock: what the experiments start from
 
-    # 1. Queue a grid over the embedder's learning rate, run the queue one experiment at a time
-    grid = ",".join(str(lr) for lr in LEARNING_RATES)
-    queued = run(["dvc", "exp", "run", "--queue", "-S", f"train_embedder.learning_rate={grid}"], tiny_repo, stage_env)
+    # 1. Queue a grid over the reranker's fusion weight, run the queue one experiment at a time
+    grid = ",".join(str(weight) for weight in FUSION_WEIGHTS)
+    queued = run(["dvc", "exp", "run", "--queue", "-S", f"evaluate.fusion_weight={grid}"], tiny_repo, stage_env)
     assert queued.count("Queued experiment") == 2, queued
     run(["dvc", "queue", "start", "-j", "1"], tiny_repo, stage_env)
     status = wait_for_queue(tiny_repo, stage_env)
@@ -65,15 +66,16 @@ def test_queued_sweep_shows_both_experiments(tiny_pipeline, tmp_path, stage_env)
     # 2. Both experiments, with their own params and metrics, in `dvc exp show --json`
     shown = experiments(json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo, stage_env)))
     assert len(shown) == 2, shown.keys()
-    rates, ndcg = set(), []
+    weights, finetuned = set(), set()
     for data in shown.values():
         params = data["params"]["params.yaml"]["data"]
-        rates.add(float(params["train_embedder"]["learning_rate"]))
+        weights.add(float(params["evaluate"]["fusion_weight"]))
         metrics = data["metrics"]["metrics/evaluate.json"]["data"]
-        ndcg.append(metrics["finetuned"]["ndcg@10"])
+        assert metrics["finetuned+reranker"]["fusion_weight"] == float(params["evaluate"]["fusion_weight"])
         assert 0.0 <= metrics["finetuned+reranker"]["ndcg@10"] <= 1.0
-    assert rates == set(LEARNING_RATES)
-    assert all(0.0 <= value <= 1.0 for value in ndcg)
+        finetuned.add(metrics["finetuned"]["ndcg@10"])
+    assert weights == set(FUSION_WEIGHTS)
+    assert len(finetuned) == 1 and 0.0 <= finetuned.pop() <= 1.0  # one embedder: only the fusion changed
 
     # 3. The comparison the README shows: sorted by NDCG@10, only the columns that differ
     table = run(
@@ -84,11 +86,11 @@ def test_queued_sweep_shows_both_experiments(tiny_pipeline, tmp_path, stage_env)
             "--csv",
             "--only-changed",
             "--sort-by",
-            "metrics/evaluate.json:finetuned.ndcg@10",
+            "metrics/evaluate.json:finetuned+reranker.ndcg@10",
             "--sort-order",
             "desc",
         ],
         tiny_repo,
         stage_env,
     )
-    assert "train_embedder.learning_rate" in table and "fetch.seed" not in table
+    assert "evaluate.fusion_weight" in table and "fetch.seed" not in table
