@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from tests.support.repo import TINY, commit_all, copy_repo, run, stage_environment, tiny_params
-from vdr.training.checkpoints import LIVE_COPY
 
 pytestmark = pytest.mark.e2e  # dvc repro
 
@@ -145,32 +144,19 @@ def test_killed_training_resumes_to_the_same_result(resumable_repo, stage, sig):
     assert "up to date" in run(["dvc", "status", stage], repo, env)
 
 
-def losses(curve: str) -> dict[int, float]:
-    return {int(step): float(loss) for step, loss in (line.split("\t") for line in curve.splitlines()[1:])}
-
-
 @pytest.mark.parametrize(
     "stage, sig",
     [("train_embedder", signal.SIGKILL), ("train_multivector", signal.SIGTERM)],
     ids=["embedder-lora-SIGKILL", "multivector-lora-SIGTERM"],
 )
-def test_killed_lora_training_resumes_from_its_adapter_checkpoint(resumable_lora_repo, stage, sig):
-    """LoRA training on the CPU is not bitwise repeatable: two uninterrupted runs of the same params already differ
-    in the loss from the third step on, by about 1e-3 of it (docs/reliability.md). So the resumed run is held to the
-    uninterrupted one within a tolerance, and exactly to what can be exact: the steps, and the history up to the
-    checkpoint, which is the killed run's own."""
+def test_killed_lora_training_resumes_to_the_same_adapter(resumable_lora_repo, stage, sig):
     repo, env, uninterrupted = resumable_lora_repo
     kill_after_first_checkpoint(repo, env, stage, sig)
     checkpoint = repo / FIRST_CHECKPOINT[stage]
     assert (checkpoint / "adapter_model.safetensors").exists()  # the adapter, no copy of the base model's weights
     assert not (checkpoint / "model.safetensors").exists()
-    killed = losses((checkpoint / LIVE_COPY / "plots/metrics/loss.tsv").read_text())
     output = run(["dvc", "repro", stage], repo, env)
     assert f"resuming from {checkpoint.name}" in output
-    _, curve = finished(repo, stage)
-    resumed, expected = losses(curve), losses(uninterrupted[stage][1])
-    assert list(resumed) == list(expected)  # no gap, no repeated step
-    assert all(resumed[step] == loss for step, loss in killed.items())  # the history up to the checkpoint, kept
-    assert resumed == pytest.approx(expected, rel=0.02)  # a fresh optimizer or a restart would move it further
+    assert finished(repo, stage) == uninterrupted[stage]  # the same adapter bytes and loss curve
     assert list((repo / MODEL[stage]).rglob("adapter_config.json"))  # the saved model is the adapter
     assert "up to date" in run(["dvc", "status", stage], repo, env)

@@ -110,7 +110,10 @@ def _prepare(model, train, base: str, section: str) -> Adapter | None:
         network.get_submodule(tower).requires_grad_(False)
     adapter = None
     if train.lora is not None:
+        import torch
+
         config = lora_config(train.lora, base, exclude=tower)
+        torch.manual_seed(train.seed)  # peft draws the adapters' first weights: from the run's seed, as training is
         with fields_under("lora"):
             inject(network, config)
         adapter = Adapter(config, train.lora.merge)
@@ -170,6 +173,8 @@ def write_model(model, folder: Path, adapter: Adapter | None) -> None:
     )
     config = copy.deepcopy(adapter.config)
     config.inference_mode = True  # as peft saves an adapter: loaded for use, not for more training
+    if isinstance(config.target_modules, set):  # peft resolves all-linear to a set: saved in a repeatable order
+        config.target_modules = sorted(config.target_modules)
     config.save_pretrained(str(transformer))
     check_saved_adapter(network, transformer / ADAPTER_WEIGHTS)
 
