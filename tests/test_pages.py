@@ -1,9 +1,11 @@
 import io
 
+import numpy as np
+import pypdfium2
 from PIL import Image
 
-from vdr.data.pages import parse_sections, render_document, table_rows, to_latin1
-from vdr.io.images import normalise_image
+from vdr.data.pages import parse_sections, render_document, table_rows, to_latin1, typeset
+from vdr.io.images import decode_image, normalise_image
 
 BODY = """Longer description of the function.
 
@@ -39,7 +41,7 @@ def test_parse_sections_and_table_rows():
 def test_render_document_is_an_a4_page_with_a_text_layer():
     page = render_document("total(values, axis)", BODY, dpi=100)
     image = Image.open(io.BytesIO(page.png))
-    assert image.format == "PNG" and image.mode == "RGB"
+    assert image.format == "PNG" and image.mode == "L"  # black on white: 8-bit grey, decoded to RGB for the models
     assert (page.width, page.height) == image.size
     assert abs(page.height / page.width - 297 / 210) < 0.01
     assert 800 <= page.width <= 850  # A4 at 100 dpi is 827 x 1169
@@ -59,3 +61,12 @@ def test_normalise_image_bounds_pixels_and_converts_to_rgb():
     png, width, height = normalise_image(buffer.getvalue(), max_pixels=30_000)
     assert width * height <= 30_000 and abs(width / height - 4 / 3) < 0.02
     assert Image.open(io.BytesIO(png)).mode == "RGB"
+
+
+def test_the_grey_page_is_the_colour_rendering_exactly():
+    """A typeset page is stored as 8-bit grey: every pixel of pdfium's colour rendering has red = green = blue, so the
+    grey PNG decodes (as the models decode it) to the same RGB image."""
+    document = pypdfium2.PdfDocument(typeset("total(values, axis)", BODY))
+    colour = np.asarray(document[0].render(scale=100 / 72).to_pil().convert("RGB"))
+    document.close()
+    assert np.array_equal(np.asarray(decode_image(render_document("total(values, axis)", BODY, dpi=100).png)), colour)
