@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+from transformers import set_seed
 
 from vdr.config.models import Models
 from vdr.config.section import load_sections
@@ -68,6 +69,7 @@ def main(paths: Paths) -> None:
     params = load_sections(paths.params, models=Models, train_embedder=TrainEmbedder)
     config = params.train_embedder
     relaunch_distributed(config, "train_embedder")
+    set_seed(config.seed)  # LoRA adapters are drawn before the trainer seeds anything
     with fields_under("models"):
         model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
     dimension = model.get_embedding_dimension()

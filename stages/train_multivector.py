@@ -97,6 +97,7 @@ def main(paths: Paths) -> None:
         CachedMultiVectorMultipleNegativesRankingLoss,
         MultiVectorMultipleNegativesRankingLoss,
     )
+    from transformers import set_seed
 
     from vdr.models.multivector import load_multivector, projection_parameters
     from vdr.training.lora import prepare
@@ -119,6 +120,7 @@ def main(paths: Paths) -> None:
             document_length=config.document_length,
         )
     print(f"multi-vector model: {' -> '.join(type(m).__name__ for m in model)}, {model.get_embedding_dimension()}-d")
+    set_seed(config.seed)  # LoRA adapters are drawn before the trainer seeds anything
     adapter = prepare(model, config, params.models.embedder, "train_multivector")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(

@@ -87,9 +87,9 @@ def test_the_documented_blog_command_composes():
     assert params.models.embedder == "Qwen/Qwen3-VL-Embedding-2B" and params.train_embedder.learning_rate == 2e-5
 
 
-class Section:  # what prepare reads of a training section
-    def __init__(self, lora=None, freeze_vision=False, seed=42):
-        self.lora, self.freeze_vision, self.seed = lora, freeze_vision, seed
+class Section:
+    def __init__(self, lora=None, freeze_vision=False):
+        self.lora, self.freeze_vision = lora, freeze_vision
 
 
 def test_freeze_vision_needs_a_vision_tower():

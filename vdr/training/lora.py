@@ -110,10 +110,8 @@ def _prepare(model, train, base: str, section: str) -> Adapter | None:
         network.get_submodule(tower).requires_grad_(False)
     adapter = None
     if train.lora is not None:
-        import torch
-
+        # peft draws the adapters' first weights from torch's generator: the training stages seed it before this
         config = lora_config(train.lora, base, exclude=tower)
-        torch.manual_seed(train.seed)  # peft draws the adapters' first weights: from the run's seed, as training is
         with fields_under("lora"):
             inject(network, config)
         adapter = Adapter(config, train.lora.merge)
