@@ -39,6 +39,7 @@ from vdr.training.trainer import (
     read_triplets,
     resumable,
     save,
+    set_dropout,
     train,
     training_arguments,
 )
@@ -64,8 +65,8 @@ def retrieval_evaluator(
 
 
 def main(paths: Paths) -> None:
-    # 1. Parameters and the base model, with LoRA adapters and a frozen vision tower when asked (vdr/training/lora.py);
-    #    resume if a run with the same params, data and code was killed
+    # 1. Parameters and the base model at train_embedder.dropout, with LoRA adapters and a frozen vision tower when
+    #    asked (vdr/training/lora.py); resume if a run with the same params, data and code was killed
     params = load_sections(paths.params, models=Models, train_embedder=TrainEmbedder)
     config = params.train_embedder
     relaunch_distributed(config, "train_embedder")
@@ -78,6 +79,7 @@ def main(paths: Paths) -> None:
             f"train_embedder.matryoshka_dims: {config.matryoshka_dims[0]} "
             f"exceeds the model's embedding size {dimension}"
         )
+    set_dropout(model, config.dropout)
     adapter = prepare(model, config, params.models.embedder, "train_embedder")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(

@@ -101,10 +101,19 @@ def main(paths: Paths) -> None:
 
     from vdr.models.multivector import load_multivector, projection_parameters
     from vdr.training.lora import prepare
-    from vdr.training.trainer import BATCH_SAMPLERS, read_triplets, resumable, save, train, training_arguments
+    from vdr.training.trainer import (
+        BATCH_SAMPLERS,
+        read_triplets,
+        resumable,
+        save,
+        set_dropout,
+        train,
+        training_arguments,
+    )
 
-    # 2. The base model as a multi-vector model with a fresh, seeded projection; LoRA adapters and a frozen vision
-    #    tower when asked (vdr/training/lora.py); resume if a run with the same params, data and code was killed
+    # 2. The base model as a multi-vector model with a fresh, seeded projection, at train_multivector.dropout; LoRA
+    #    adapters and a frozen vision tower when asked (vdr/training/lora.py); resume if a run with the same params,
+    #    data and code was killed
     names = {  # the model is models.embedder, its token limits are this section's
         "embedder": "models.embedder",
         "query_length": "train_multivector.query_length",
@@ -121,6 +130,7 @@ def main(paths: Paths) -> None:
         )
     print(f"multi-vector model: {' -> '.join(type(m).__name__ for m in model)}, {model.get_embedding_dimension()}-d")
     set_seed(config.seed)  # LoRA adapters are drawn before the trainer seeds anything
+    set_dropout(model, config.dropout)
     adapter = prepare(model, config, params.models.embedder, "train_multivector")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(

@@ -59,6 +59,8 @@ def test_committed_params_are_valid():
         (lambda p: p["mine_reranker"].update(embedder="tuned"), "mine_reranker.embedder"),
         (lambda p: p["train_embedder"].update(batch_size=1), "train_embedder.batch_size"),
         (lambda p: p["train_embedder"].update(warmup_ratio=1.5), "train_embedder.warmup_ratio"),
+        (lambda p: p["train_embedder"].update(dropout=1.0), "train_embedder.dropout"),
+        (lambda p: p["train_reranker"].update(dropout=-0.1), "train_reranker.dropout"),
         (lambda p: p["train_embedder"].update(max_seq_length=4), "train_embedder.max_seq_length"),
         (lambda p: p["train_embedder"].update(batch_sampler="random"), "train_embedder.batch_sampler"),
         (lambda p: p["train_embedder"].update(num_processes=0), "train_embedder.num_processes"),

@@ -46,6 +46,9 @@ class Training(Section):
     learning_rate: Float = Field(gt=0, lt=1, description="The peak learning rate.")
     warmup_ratio: Float = Field(ge=0, le=1, description="The share of the steps that warm the learning rate up.")
     bf16: bool | Literal["auto"] = Field(False, description="Train under bf16 autocast; auto: where it is native.")
+    dropout: Float | None = Field(
+        None, ge=0, lt=1, description="Every dropout layer's rate while training; null: the model's own."
+    )
     logging_steps: Int | Float = Field(1, gt=0, description="Log every n steps, or a fraction of the run.")
     eval_steps: Steps = Field(None, gt=0, description="Evaluate every n steps or fraction; null: not during training.")
     save_steps: Steps = Field(None, gt=0, description="Checkpoint every n steps or fraction, to resume; null: never.")

@@ -10,6 +10,7 @@ pinned in the lock file.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -39,8 +40,13 @@ def package_root(package: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # reads every installed distribution's files: once
+
+
 def package_version(package: str) -> str:
-    for distribution in importlib.metadata.packages_distributions().get(package, [package]):
+    for distribution in _distributions().get(package, [package]):
         try:
             return importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:

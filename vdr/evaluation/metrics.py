@@ -28,15 +28,14 @@ def to_run(
 
 def top(run: dict[str, dict[str, float]], k: int) -> dict[str, dict[str, float]]:
     """The k best documents of each query, ranked as trec_eval ranks them."""
-    return {
-        query_id: dict(sorted(documents.items(), key=lambda item: (-item[1], _reverse_key(item[0])))[:k])
-        for query_id, documents in run.items()
-    }
+    return {query_id: dict(ranked(documents)[:k]) for query_id, documents in run.items()}
 
 
-def _reverse_key(doc_id: str):
-    # trec_eval breaks score ties by document id, descending
-    return tuple(-ord(c) for c in doc_id) + (0,)
+def ranked(documents: dict[str, float]) -> list[tuple[str, float]]:
+    """A query's (document id, score) pairs as trec_eval ranks them: by score, descending, ties broken by document
+    id, descending. Two sorts, the second stable, so ties keep the first one's order."""
+    by_id = sorted(documents.items(), key=lambda item: item[0], reverse=True)
+    return sorted(by_id, key=lambda item: item[1], reverse=True)
 
 
 def ir_metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -101,8 +100,7 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
             )
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         for query_id, documents in run.items():
-            ranked = sorted(documents.items(), key=lambda item: (-item[1], _reverse_key(item[0])))
-            for rank, (doc_id, score) in enumerate(ranked, start=1):
+            for rank, (doc_id, score) in enumerate(ranked(documents), start=1):
                 handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
