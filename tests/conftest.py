@@ -8,7 +8,10 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
 
+import shutil
+
 import pytest
+from filelock import FileLock
 
 from tests.support.repo import REPO as REPO
 from tests.support.repo import make_tiny_repo, run, stage_environment
@@ -21,6 +24,13 @@ def pytest_xdist_auto_num_workers(config):
     single-threaded (starting Python, importing torch, DVC), so two processes on 2 cores finish in about half the
     time; more than 4 would each build the session fixtures their tests need and crowd torch's threads."""
     return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with end-to-end tests first (stable otherwise): they take minutes each, so handed out first the test
+    processes finish together, the unit tests filling the gaps, rather than one process running a long file last."""
+    has_e2e = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in has_e2e)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -85,20 +95,43 @@ def fake_package(tmp_path, monkeypatch):
     return "toypkg"
 
 
-# Built once per session and shared, because each costs minutes on 2 cores. Tests only read them; a test that changes
-# one works on a copy (tests/support/repo.py copy_repo).
+# Built once per test run and shared by the test processes, because each costs minutes on 2 cores. Tests only read
+# them; a test that changes one works on a copy (tests/support/repo.py copy_repo).
+
+
+def built_once(tmp_path_factory, name: str, build) -> tuple:
+    """(folder, output) of build(folder), which fills the empty folder and returns its output, once per test run:
+    the first test process to ask builds it under a lock, in the folder the processes share, and the others wait
+    for it instead of building their own. Tests only read what it built (one that changes it works on a copy)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-of-<user>/pytest-<n>: the run's folder, above each process's own
+    folder, output = shared / name, shared / f"{name}.out"
+    with FileLock(shared / f"{name}.lock"):
+        if not output.exists():
+            if folder.exists():
+                shutil.rmtree(folder)  # a build that failed part way
+            folder.mkdir()
+            output.write_text(build(folder))
+    return folder, output.read_text()
 
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> tuple:
     """The tiny repository (tests/support/repo.py TINY) after one `dvc repro` of the whole pipeline, and its output."""
-    env = stage_environment()
-    repo = make_tiny_repo(tmp_path_factory.mktemp("tiny_pipeline"), env)
-    return repo, run(["dvc", "repro"], repo, env)
+
+    def build(folder):
+        env = stage_environment()
+        return run(["dvc", "repro"], make_tiny_repo(folder, env), env)
+
+    return built_once(tmp_path_factory, "tiny_pipeline", build)
 
 
 @pytest.fixture(scope="session")
 def embedder_on_two_processes(tmp_path_factory) -> tuple:
     """The folder where train_embedder trained on 2 CPU processes under torchrun, and the stage's output."""
-    folder = tmp_path_factory.mktemp("embedder_on_two_processes")
-    return folder, run_training_stage(folder, "train_embedder", EMBEDDER | {"num_processes": 2})
+
+    def build(folder):
+        return run_training_stage(folder, "train_embedder", EMBEDDER | {"num_processes": 2})
+
+    return built_once(tmp_path_factory, "embedder_on_two_processes", build)
