@@ -27,10 +27,12 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Files with end-to-end tests first (stable otherwise): they take minutes each, so handed out first the test
-    processes finish together, the unit tests filling the gaps, rather than one process running a long file last."""
-    has_e2e = {item.path for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: item.path not in has_e2e)
+    """Files with a test marked `minutes` first, then files with end-to-end tests, then the rest (stable otherwise):
+    the long files handed out first, the test processes finish together, the short ones filling the gaps, rather than
+    one process running a long file last while the others wait."""
+    minutes = {item.path for item in items if item.get_closest_marker("minutes")}
+    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: (item.path not in minutes, item.path not in e2e))
 
 
 @pytest.fixture(autouse=True, scope="session")

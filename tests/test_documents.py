@@ -334,6 +334,7 @@ def documents_repo(tmp_path, stage_env):
 
 
 @pytest.mark.e2e  # dvc exp run, a loopback server
+@pytest.mark.minutes
 def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tmp_path, stage_env):
     repo, folder = documents_repo, make_folder(tmp_path / "my documents")
     cache = tmp_path / "answers"

@@ -10,6 +10,7 @@ from tests.support.repo import REPO
 
 
 @pytest.mark.e2e  # every stage script as a subprocess
+@pytest.mark.minutes
 def test_every_part_runs_on_the_cpu(stage_env):
     env = dict(stage_env, CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(

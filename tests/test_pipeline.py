@@ -14,7 +14,7 @@ from vdr.evaluation.driver import Evaluation
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 
-pytestmark = pytest.mark.e2e  # dvc repro, the stage scripts as subprocesses
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]  # dvc repro, the stage scripts as subprocesses
 
 
 def snapshot(repo):

@@ -17,7 +17,7 @@ import yaml
 
 from tests.support.repo import TINY, commit_all, copy_repo, run, stage_environment, tiny_params
 
-pytestmark = pytest.mark.e2e  # dvc repro
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]  # dvc repro
 
 # 6 embedder steps of 4 triplets, a checkpoint every 3; 4 reranker steps of 4 pairs, a checkpoint every 2;
 # 4 multi-vector steps of 4 triplets (the cached loss, 2 inputs at a time), a checkpoint every 2

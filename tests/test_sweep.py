@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.repo import commit_all, copy_repo, run
 
-pytestmark = pytest.mark.e2e  # dvc exp run --queue
+pytestmark = [pytest.mark.e2e, pytest.mark.minutes]  # dvc exp run --queue
 
 FUSION_WEIGHTS = (0.3, 0.7)
 TIMEOUT_S = 360

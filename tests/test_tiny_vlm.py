@@ -71,6 +71,7 @@ def tiny_blog_repo(tmp_path_factory, tiny_vlms):
 
 
 @pytest.mark.e2e  # dvc exp run
+@pytest.mark.minutes
 def test_blog_stages_through_dvc_on_a_tiny_qwen3_vl(tiny_blog_repo, stage_env):
     repo = tiny_blog_repo
     run(["git", "init", "-q"], repo, stage_env)
