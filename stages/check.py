@@ -112,7 +112,7 @@ def model_problems(params, sizes: dict[str, ModelSizes | None]) -> list[str]:
     for model, limits in lengths.items():
         positions = sizes[model].token_positions if sizes[model] is not None else None
         for key, length in limits.items():
-            if positions is not None and length is not None and length > positions:
+            if positions is not None and isinstance(length, int) and length > positions:  # auto: within the model's
                 problems.append(
                     f"{key}: {length} exceeds the {positions} token positions of {named[model]}; lower it to at "
                     f"most {positions}, or null: the model's own"

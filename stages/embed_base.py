@@ -26,6 +26,7 @@ from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_under
 from vdr.io.files import atomic_path
+from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import check_token_limit, load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.embeddings import AS_IS, encoding_settings, write_embeddings
@@ -38,11 +39,13 @@ class Paths(PageReading):
     params: Path = Path("params.yaml")
     dataset: Path = Path("data/pages/eval")
     output: Path = Path("data/embeddings/base")
+    lengths: Path = Path("data/pages/lengths.json")  # evaluate.max_seq_length auto (stages/generate.py measured it)
 
 
 def main(paths: Paths) -> None:
     # 1. Parameters and the held-out set, read as the evaluate stage reads it
     params = load_sections(paths.params, models=Models, evaluate=Evaluate, encode=Encode, search=Search)
+    params = with_measured_lengths(params, paths.lengths)
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     documents = evalset.documents(params.models.page_input, paths.ocr_cache, paths.ocr_workers, lazy=True)

@@ -38,6 +38,7 @@ from vdr.evaluation.report import headline, ndcg_by_dimension, results_report, s
 from vdr.evaluation.rerank import check_rerank_depth
 from vdr.evaluation.significance import paired_comparisons
 from vdr.io.files import atomic_path, write_json
+from vdr.models.lengths import token_limit, with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
 from vdr.retrieval.dense import DenseRetriever
@@ -61,11 +62,14 @@ class Paths(PageReading):
     report: Path = Path("reports/results.md")
     picture: Path = Path("reports/ndcg_by_dim.svg")
     runs: Path = Path("data/runs")
+    lengths: Path = Path("data/pages/lengths.json")  # evaluate.max_seq_length auto (stages/generate.py measured it)
 
 
 def main(paths: Paths) -> None:
     # 1. Parameters and the held-out set, read as the models read it
     params = load_sections(paths.params, models=Models, evaluate=Evaluate, encode=Encode, search=Search)
+    asked_length = params.evaluate.max_seq_length
+    params = with_measured_lengths(params, paths.lengths)  # auto: the limit measured on the training pages
     evaluate = params.evaluate
     evalset = EvalSet.load(paths.dataset)
     with fields_under("evaluate"):
@@ -133,7 +137,8 @@ def main(paths: Paths) -> None:
     # each row against its reference, each Matryoshka dimension against the full size
     comparisons = paired_comparisons(evaluation.runs, evalset.qrels, evaluation.dimension_runs)
     system = choice.as_metrics() if choice else {"fusion_weight": evaluate.fusion_weight, "chosen_on": "preset"}
-    extra = {"system": system, "comparisons": comparisons, "precision": precision}
+    length = token_limit(asked_length, evaluate.max_seq_length, paths.lengths)
+    extra = {"system": system, "comparisons": comparisons, "precision": precision, "token_limit": length}
     evaluation.write(paths.results, paths.runs, extra)
     write_json(paths.metrics, headline({**evaluation.results(), **extra}))
     print(system_sentence(system))

@@ -20,6 +20,10 @@ With fetch.source: documents (generate.backend openai or transformers, vdr/data/
   4. data/pages: train/ one row per kept (query, page); eval/ the BEIR layout: every page of the held-out
      documents as the corpus, their kept queries, and qrels (each query's own page)
 Any other source (generate.backend: none): data/rendered is data/pages, file for file (hard links where possible).
+Either way, first: the training pages' token lengths in the embedder's tokenizer (what the models read: the text
+layer, OCR where it is empty), written to data/pages/lengths.json with the limit a max_seq_length of auto stands for
+in every stage (vdr/models/lengths.py: the smallest multiple of 32 holding generate.length_coverage of the pages
+whole, at most the model's own limit); nothing is measured when the models read page images.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
 from vdr.io.qrels import write_qrels
 from vdr.io.tables import read_table, require_columns, write_shards
+from vdr.models.lengths import LENGTHS, measure_lengths, not_measured, with_limit
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.encode import Spill
@@ -96,8 +101,12 @@ def main(paths: Paths) -> None:
         paths.params, generate=Generate, render=Render, models=Models, mine=Mine, encode=Encode, search=Search
     )
     generate = params.generate
+    # 0. The training pages' token lengths, and the limit max_seq_length auto stands for (vdr/models/lengths.py)
+    lengths = measure_training_pages(paths, params)
+    if lengths["max_seq_length"] is not None:
+        params = with_limit(params, lengths["max_seq_length"], "measured on the training pages")
     if generate.backend == "none":  # the source's own queries; a validation split carved from the training rows
-        sizes = pass_through(paths.rendered, paths.output, generate, params.render.shard_size)
+        sizes = pass_through(paths.rendered, paths.output, generate, params.render.shard_size, lengths)
         write_json(paths.metrics, {"backend": "none", "queries": "the source's own", **sizes})
         print_counts(sizes)
         return
@@ -205,6 +214,7 @@ def main(paths: Paths) -> None:
             folder / "eval" / "queries.parquet",
         )
         write_qrels(folder / "eval" / "qrels.tsv", {q: {page: 1} for q, (page, _) in zip(query_ids, kept["eval"])})
+        write_json(folder / LENGTHS, lengths)
 
     sizes = {
         "train_pairs": len(training),
@@ -214,6 +224,26 @@ def main(paths: Paths) -> None:
     }
     write_json(paths.metrics, {**metrics, **sizes})
     print_counts(sizes, counts)
+
+
+def measure_training_pages(paths: Paths, params) -> dict:
+    """What data/pages/lengths.json holds: the training pages' token lengths, as the models read them (text layer,
+    OCR where it is empty), in the embedder's tokenizer, and the limit chosen for max_seq_length auto; pages read
+    as images are not measured."""
+    if params.models.page_input == "image":
+        return not_measured(params.models.page_input)
+    where = paths.rendered / "train"
+    if not where.is_dir():
+        raise FileNotFoundError(f"{where}: not found; run `dvc repro render` first")
+    texts = read_pages(read_table(where), "text", where, paths.ocr_cache, paths.ocr_workers)
+    with fields_under("models"):
+        lengths = measure_lengths(texts, params.models.embedder, params.generate.length_coverage)
+    tokens = lengths["tokens"]
+    print(
+        f"training pages in tokens: median {tokens['median']}, 90% at most {tokens['p90']}, longest {tokens['max']}; "
+        f"a max_seq_length of auto is {lengths['max_seq_length']} (the model's own: {lengths['model_max_seq_length']})"
+    )
+    return lengths
 
 
 def print_counts(sizes: dict, filtered: dict | None = None) -> None:
@@ -295,9 +325,10 @@ def link_or_copy_tree(source: Path, destination: Path, ignore=None) -> None:
     shutil.copytree(source, destination, copy_function=link_or_copy, ignore=ignore)
 
 
-def pass_through(rendered: Path, output: Path, generate, shard_size: int) -> dict:
+def pass_through(rendered: Path, output: Path, generate, shard_size: int, lengths: dict) -> dict:
     """data/rendered as data/pages (hard links where possible), but for the validation split: a seeded share of the
-    training pages (each its own document) moved out of train/ into validation/. Returns the counts."""
+    training pages (each its own document) moved out of train/ into validation/; and `lengths`. Returns the
+    counts."""
     if not rendered.is_dir():
         raise FileNotFoundError(f"{rendered}: not found; run `dvc repro render` first")
     train = read_table(rendered / "train")
@@ -310,6 +341,7 @@ def pass_through(rendered: Path, output: Path, generate, shard_size: int) -> dic
             training = train.filter(pc.invert(in_validation)).to_pylist()
             write_shards(folder / "train", training, train.schema, shard_size)
         sizes = write_validation_set(folder / "validation", train.filter(in_validation).to_pylist(), shard_size)
+        write_json(folder / LENGTHS, lengths)
     return {"train_pairs": len(page_ids) - sizes["validation_queries"], **sizes}
 
 

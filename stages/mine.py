@@ -37,6 +37,7 @@ from vdr.errors import fields_under
 from vdr.io.files import atomic_path, write_json
 from vdr.io.images import decode_image
 from vdr.io.tables import read_table, require_columns
+from vdr.models.lengths import LENGTHS, with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.devices import bf16_autocast, cpu_threads_per_worker, pool_devices
@@ -68,6 +69,7 @@ def main(paths: Paths) -> None:
     params = load_sections(
         paths.params, models=Models, encode=Encode, search=Search, **{paths.section: SECTIONS[paths.section]}
     )
+    params = with_measured_lengths(params, paths.pages / LENGTHS)  # max_seq_length auto: stages/generate.py
     section = paths.section
     mine = getattr(params, section)
     embedder = str(paths.finetuned) if getattr(mine, "embedder", "base") == "finetuned" else params.models.embedder

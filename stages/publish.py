@@ -36,6 +36,7 @@ from vdr.config.publish import Publish
 from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 from vdr.io.files import atomic_path
+from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.models.multivector import load_multivector
 from vdr.models.reranker import load_reranker
@@ -68,6 +69,7 @@ class Paths:
     output: Path = Path("models/published")
     reranker_output: Path = Path("models/published_reranker")
     multivector_output: Path = Path("models/published_multivector")
+    lengths: Path = Path("data/pages/lengths.json")  # max_seq_length auto: the length it was trained and scored at
 
 
 def is_saved_model(folder: Path) -> bool:
@@ -102,6 +104,7 @@ def main(paths: Paths) -> None:
         train_multivector=TrainMultivector | None,
         evaluate=Evaluate,
     )
+    params = with_measured_lengths(params, paths.lengths)
     publish = params.publish
     late = params.late_interaction
     commit = git_commit()

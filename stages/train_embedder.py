@@ -29,6 +29,7 @@ from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_under
+from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
@@ -53,6 +54,7 @@ class Paths:
     output: Path = Path("models/embedder")
     checkpoints: Path = Path("models/checkpoints/embedder")
     live: Path = Path("dvclive/train_embedder")
+    lengths: Path = Path("data/pages/lengths.json")  # train_embedder.max_seq_length auto (stages/generate.py)
 
 
 def retrieval_evaluator(
@@ -68,6 +70,7 @@ def main(paths: Paths) -> None:
     # 1. Parameters and the base model at train_embedder.dropout, with LoRA adapters and a frozen vision tower when
     #    asked (vdr/training/lora.py); resume if a run with the same params, data and code was killed
     params = load_sections(paths.params, models=Models, train_embedder=TrainEmbedder)
+    params = with_measured_lengths(params, paths.lengths)
     config = params.train_embedder
     relaunch_distributed(config, "train_embedder")
     set_seed(config.seed)  # LoRA adapters are drawn before the trainer seeds anything

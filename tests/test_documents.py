@@ -313,7 +313,10 @@ def documents_overrides(folder, url) -> list[str]:
         "fetch": {"eval_share": 0.3},
         "render": TINY["render"],
         "generate": {"with_text_layer": True, "timeout_s": 1, "max_retries": 2, "consistency_top_k": 8},
-        **{section: TINY[section] for section in ("mine", "mine_reranker", "train_embedder", "evaluate")},
+        **{  # the profile's max_seq_length auto stays: measured from these pages
+            section: {key: value for key, value in TINY[section].items() if key != "max_seq_length"}
+            for section in ("mine", "mine_reranker", "train_embedder", "evaluate")
+        },
         "train_reranker": TINY["train_reranker"] | {"eval_queries": 2, "max_train_queries": None},
     }
     for section, values in tiny.items():
@@ -390,6 +393,18 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         assert metrics["system"]["chosen_on"] == "validation"  # the fusion weight, never from the held-out set
         card = (repo / "models/published/README.md").read_text()
         assert "your documents, 9 of them" in card and fetched["collection_sha256"] in card
+        # max_seq_length auto: one limit measured from the training pages, trained, scored and published at
+        lengths = json.loads((repo / "data/pages/lengths.json").read_text())
+        limit = lengths["max_seq_length"]
+        assert lengths["pages"] == fetched["train_pages"] and limit % 32 == 0 and limit <= 256
+        assert metrics["token_limit"] == {"max_seq_length": limit, "auto": True} | {
+            key: lengths[key] for key in ("coverage", "model_max_seq_length", "pages_longer")
+        }
+        published = json.loads((repo / "models/published/sentence_bert_config.json").read_text())
+        trained = json.loads((repo / "models/embedder/sentence_bert_config.json").read_text())
+        assert published["max_seq_length"] == trained["max_seq_length"] == limit
+        assert f"{limit} tokens" in card and "chosen from the training pages" in card
+        assert "chosen from the training pages" in (repo / "reports/results.md").read_text()
         assert generated["prompt_sha256"] in card and "`stand-in`" in card
 
         # 2. A rerun of generate asks only the pages that failed: an answered page is never asked twice
@@ -416,13 +431,27 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
 
 
 def test_the_documents_profile_trains_as_the_cpu_profile():
-    """Only where the data comes from differs, and the base model's extra row: the models and their training are the
-    cpu profile's."""
+    """Only where the data comes from differs, the token limit (measured from the pages) and the base model's extra
+    row: the models and their training are the cpu profile's."""
     documents = compose("documents", ["fetch.path=/data", "generate.model=m"])
     cpu = compose("cpu")
     differs = {key for key in documents if documents[key] != cpu.get(key)}
-    assert differs == {"profile_name", "fetch", "render", "generate", "evaluate"}
-    assert {k for k in documents["evaluate"] if documents["evaluate"][k] != cpu["evaluate"][k]} == {"base_as_is"}
+    assert differs == {
+        "profile_name",
+        "fetch",
+        "render",
+        "generate",
+        "mine",
+        "mine_reranker",
+        "train_embedder",
+        "evaluate",
+    }
+    for section in ("mine", "mine_reranker", "train_embedder"):  # the token limit, measured from the pages
+        assert {k for k in documents[section] if documents[section][k] != cpu[section][k]} == {"max_seq_length"}
+    assert {k for k in documents["evaluate"] if documents["evaluate"][k] != cpu["evaluate"][k]} == {
+        "base_as_is",
+        "max_seq_length",
+    }
     assert yaml.safe_dump(documents["generate"]).count("backend: openai") == 1
 
 

@@ -9,12 +9,14 @@ from typing import Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from vdr.config.precision import resolve_bf16
-from vdr.config.section import Float, Int, Section
+from vdr.config.section import Float, Int, Section, TokenLimit
 from vdr.errors import FieldError
 
 
 class Evaluate(Section):
-    max_seq_length: Int | None = Field(ge=8, description="Token limit when encoding; null: the model's own.")
+    max_seq_length: TokenLimit = Field(
+        description="Token limit when encoding; null: the model's own; auto: measured from the training pages."
+    )
     batch_size: Int = Field(ge=1, description="Inputs per encoding and reranking batch.")
     top_k: Int = Field(ge=1, description="The finetuned embedder's top-k pages are reranked.")
     fusion_weight: Union[Literal["auto"], float] = Field(

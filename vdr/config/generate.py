@@ -46,6 +46,12 @@ class Generate(Section):
         le=0.5,
         description="Share of the training documents held out as the validation split (evaluate.fusion_weight auto).",
     )
+    length_coverage: Float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="max_seq_length auto: the token limit that holds this share of the training pages whole.",
+    )
 
     @model_validator(mode="after")
     def _backend(self):

@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vdr.config.section import Float, Int, Section
+from vdr.config.section import Float, Int, Section, TokenLimit
 
 
 class Mine(Section):
     source: Literal["given", "mined"] = Field("mined", description="The dataset's own negatives, or mined ones.")
-    max_seq_length: Int | None = Field(None, ge=8, description="Token limit when encoding; null: the model's own.")
+    max_seq_length: TokenLimit = Field(
+        None, description="Token limit when encoding; null: the model's own; auto: measured from the training pages."
+    )
     num_negatives: Int = Field(ge=1, description="Hard negatives kept per training pair.")
     range_min: Int = Field(ge=0, description="Skip the top range_min ranks of the search.")
     range_max: Int = Field(ge=1, description="Take candidates from the top range_max ranks.")

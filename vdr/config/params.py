@@ -19,7 +19,7 @@ from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.publish import Publish
 from vdr.config.render import Render
-from vdr.config.section import Sections, read_params, validated
+from vdr.config.section import MEASURED_LENGTH_SECTIONS, Sections, read_params, validated
 from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 
 
@@ -49,6 +49,16 @@ class Params(Sections):
                 f"train_multivector.document_length: pages are read as images (models.page_input: image), and a "
                 f"limit of {late.document_length} tokens would cut their image tokens; set "
                 "train_multivector.document_length: null"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _measured_lengths_of_text(self):
+        auto = [name for name in MEASURED_LENGTH_SECTIONS if getattr(self, name).max_seq_length == "auto"]
+        if auto and self.models.page_input == "image":
+            raise ValueError(
+                f"{auto[0]}.max_seq_length: auto measures the pages' text in tokens, but pages are read as images "
+                f"(models.page_input: image), whose image tokens are never cut; set {auto[0]}.max_seq_length: null"
             )
         return self
 

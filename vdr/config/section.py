@@ -15,7 +15,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
@@ -31,6 +31,18 @@ def _not_a_bool(value):
 
 Int = Annotated[int, BeforeValidator(_not_a_bool)]  # every integer of every section: true and false are refused
 Float = Annotated[float, BeforeValidator(_not_a_bool)]  # the same, still taking an integer (learning_rate: 1)
+
+
+def _token_limit(value):
+    """An embedder's max_seq_length: a number of tokens (at least 8), null (the model's own), or auto (measured from
+    the training pages: vdr/models/lengths.py)."""
+    if value is None or value == "auto" or (isinstance(_not_a_bool(value), int) and value >= 8):
+        return value
+    raise ValueError(f"must be a number of tokens (at least 8), null (the model's own) or auto (found {value!r})")
+
+
+TokenLimit = Annotated[Union[Literal["auto"], int, None], BeforeValidator(_token_limit)]
+MEASURED_LENGTH_SECTIONS = ("mine", "mine_reranker", "train_embedder", "evaluate")  # max_seq_length: TokenLimit
 
 
 class Section(BaseModel):

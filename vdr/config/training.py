@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from vdr.config.precision import resolve_bf16
-from vdr.config.section import Float, Int, Section
+from vdr.config.section import Float, Int, Section, TokenLimit
 
 Steps = Int | Float | None  # a count (>= 1) or a fraction of the total steps (< 1); null: never
 Sampler = Literal["batch_sampler", "no_duplicates", "no_duplicates_hashed"]  # sentence-transformers' BatchSamplers
@@ -92,7 +92,9 @@ class Training(Section):
 
 class TrainEmbedder(Training):
     max_train_samples: Int | None = Field(ge=2, description="Training triplets used; null: every one.")
-    max_seq_length: Int | None = Field(ge=8, description="Token limit; null: the model's (image tokens never cut).")
+    max_seq_length: TokenLimit = Field(
+        description="Token limit; null: the model's (image tokens never cut); auto: measured from the training pages."
+    )
     batch_size: Int = Field(ge=2, description="Triplets per step and process, each other's in-batch negatives.")
     mini_batch_size: Int | None = Field(
         ge=1, description="Inputs embedded at a time by the cached loss (GradCache); null: the plain loss."

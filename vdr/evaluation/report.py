@@ -36,6 +36,8 @@ def results_table(metrics: dict, late: dict | None = None) -> str:
     ]:
         cost = f"{m['ms_per_query']:.0f} (top {m['top_k']})" if "top_k" in m else ""
         lines.append(f"| {label} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@10']:.4f} | {cost} |")
+    if "token_limit" in metrics:
+        lines += ["", length_sentence(metrics["token_limit"])]
     if "base_as_is" in metrics and "finetuned" in metrics:
         lines += ["", as_is_sentence(metrics["base_as_is"], metrics["finetuned"])]
     if late:
@@ -84,6 +86,21 @@ def comparisons_table(comparisons: dict, queries: int | None) -> str:
     )
 
 
+def length_sentence(limit: dict) -> str:
+    """How much of each page and query the embedders read (metrics' `token_limit`, vdr/models/lengths.py)."""
+    if limit["max_seq_length"] is None:
+        return "The embedders read pages and queries up to their own token limit."
+    sentence = f"The embedders read the first {limit['max_seq_length']} tokens of each page and query"
+    if not limit["auto"]:
+        return sentence + " (evaluate.max_seq_length)."
+    own = limit["model_max_seq_length"]
+    within = f", at most the model's own {own}" if own else ""
+    return sentence + (
+        f", a limit chosen from the training pages (max_seq_length auto: the shortest multiple of 32 that holds "
+        f"{limit['coverage']:.0%} of them whole{within}; {limit['pages_longer']:.0%} of them are longer)."
+    )
+
+
 def arithmetic_sentence(precision: dict) -> str:
     """Which arithmetic produced the numbers (metrics' `precision`, vdr/config/precision.py): the same run gives
     other numbers, to about the third decimal, in the other arithmetic."""
@@ -129,7 +146,7 @@ def as_is_sentence(as_is: dict, finetuned: dict) -> str:
     served by the untouched model at its own token limit than by the finetuned one at the evaluated limit."""
     sentence = (
         f"The base embedder as it is reads {as_is['max_seq_length']} tokens of each page and query, as a user "
-        "running the untouched model would; the other rows read evaluate.max_seq_length."
+        "running the untouched model would; the other rows read the limit above."
     )
     if finetuned["ndcg@10"] < as_is["ndcg@10"]:
         sentence += (
