@@ -172,12 +172,11 @@ def embedder_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from vdr.errors import fields_under
     from vdr.models.loading import load_embedder
     from vdr.training.lora import prepare
-    from vdr.training.trainer import BATCH_SAMPLERS, embedder_loss, read_triplets, set_dropout, training_arguments
+    from vdr.training.trainer import BATCH_SAMPLERS, embedder_loss, read_triplets, training_arguments
 
     config = params.train_embedder.model_copy(update={"bf16": bf16})
     with fields_under("models"):
         model = load_embedder(params.models.embedder, params.models, max_seq_length=config.max_seq_length)
-    set_dropout(model, config.dropout)
     prepare(model, config, params.models.embedder, "train_embedder")
     dataset = read_triplets(MINED, config.max_train_samples)
     loss = embedder_loss(model, config)
@@ -202,7 +201,7 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
     from vdr.models.reranker import keep_first_layers, load_reranker
     from vdr.training.lora import prepare
     from vdr.training.pairs import labelled_pairs
-    from vdr.training.trainer import set_dropout, training_arguments
+    from vdr.training.trainer import training_arguments
 
     config = params.train_reranker.model_copy(update={"bf16": bf16})
     set_seed(config.seed)
@@ -210,7 +209,6 @@ def reranker_trainer(params, bf16: bool, max_steps: int, callback, output_dir: P
         model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
     with fields_under("train_reranker"):
         keep_first_layers(model, config.num_layers)
-    set_dropout(model, config.dropout)
     prepare(model, config, params.models.reranker, "train_reranker")
     table = read_table(MINED_RERANKER)
     training = table.slice(0, table.num_rows - config.eval_queries)  # the stage holds the last rows out

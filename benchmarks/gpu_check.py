@@ -263,7 +263,7 @@ def throughput(
     )
     trainer_class = SentenceTransformerTrainer
     if lora is not None:
-        prepare(model, SimpleNamespace(lora=Lora(**lora), freeze_vision=True), str(folder), "gpu_check")
+        prepare(model, SimpleNamespace(dropout=None, lora=Lora(**lora), freeze_vision=True), str(folder), "gpu_check")
         trainer_class = adapter_trainer(SentenceTransformerTrainer)
 
     rows = scale.batch_size * steps

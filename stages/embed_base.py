@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.config.evaluation import Encode, Evaluate, Search
+from vdr.config.lengths import with_measured_lengths
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_under
 from vdr.io.files import atomic_path
-from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import check_token_limit, load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.embeddings import AS_IS, encoding_settings, write_embeddings

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdr.config.evaluation import Encode, Evaluate, Search
+from vdr.config.lengths import token_limit, with_measured_lengths
 from vdr.config.models import Models
 from vdr.config.precision import native_bf16
 from vdr.config.section import load_sections
@@ -38,7 +39,6 @@ from vdr.evaluation.report import headline, ndcg_by_dimension, results_report, s
 from vdr.evaluation.rerank import check_rerank_depth
 from vdr.evaluation.significance import paired_comparisons
 from vdr.io.files import atomic_path, write_json
-from vdr.models.lengths import token_limit, with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
 from vdr.retrieval.dense import DenseRetriever

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from vdr.config.evaluation import Encode, Search
 from vdr.config.generate import Generate
+from vdr.config.lengths import LENGTHS, with_limit
 from vdr.config.mining import Mine
 from vdr.config.models import Models
 from vdr.config.render import Render
@@ -66,7 +67,7 @@ from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
 from vdr.io.qrels import write_qrels
 from vdr.io.tables import read_table, require_columns, write_shards
-from vdr.models.lengths import LENGTHS, measure_lengths, not_measured, with_limit
+from vdr.models.lengths import measure_lengths, not_measured
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.encode import Spill

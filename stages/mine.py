@@ -29,6 +29,7 @@ from datasets import Dataset
 from transformers import set_seed
 
 from vdr.config.evaluation import Encode, Search
+from vdr.config.lengths import LENGTHS, with_measured_lengths
 from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.section import load_sections
@@ -37,7 +38,6 @@ from vdr.errors import fields_under
 from vdr.io.files import atomic_path, write_json
 from vdr.io.images import decode_image
 from vdr.io.tables import read_table, require_columns
-from vdr.models.lengths import LENGTHS, with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.devices import bf16_autocast, cpu_threads_per_worker, pool_devices

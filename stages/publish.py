@@ -30,13 +30,13 @@ from pathlib import Path
 
 from vdr.config.evaluation import Evaluate
 from vdr.config.fetch import Fetch
+from vdr.config.lengths import with_measured_lengths
 from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.publish import Publish
 from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 from vdr.io.files import atomic_path
-from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.models.multivector import load_multivector
 from vdr.models.reranker import load_reranker

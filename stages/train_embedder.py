@@ -24,12 +24,12 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import set_seed
 
+from vdr.config.lengths import with_measured_lengths
 from vdr.config.models import Models
 from vdr.config.section import load_sections
 from vdr.config.training import TrainEmbedder
 from vdr.data.evalset import EvalSet
 from vdr.errors import fields_under
-from vdr.models.lengths import with_measured_lengths
 from vdr.models.loading import load_embedder
 from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
@@ -40,7 +40,6 @@ from vdr.training.trainer import (
     read_triplets,
     resumable,
     save,
-    set_dropout,
     train,
     training_arguments,
 )
@@ -82,7 +81,6 @@ def main(paths: Paths) -> None:
             f"train_embedder.matryoshka_dims: {config.matryoshka_dims[0]} "
             f"exceeds the model's embedding size {dimension}"
         )
-    set_dropout(model, config.dropout)
     adapter = prepare(model, config, params.models.embedder, "train_embedder")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(

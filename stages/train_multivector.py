@@ -106,7 +106,6 @@ def main(paths: Paths) -> None:
         read_triplets,
         resumable,
         save,
-        set_dropout,
         train,
         training_arguments,
     )
@@ -130,7 +129,6 @@ def main(paths: Paths) -> None:
         )
     print(f"multi-vector model: {' -> '.join(type(m).__name__ for m in model)}, {model.get_embedding_dimension()}-d")
     set_seed(config.seed)  # LoRA adapters are drawn before the trainer seeds anything
-    set_dropout(model, config.dropout)
     adapter = prepare(model, config, params.models.embedder, "train_multivector")
     data = [paths.mined / "train.parquet"] + ([paths.eval_dataset] if config.eval_steps is not None else [])
     checkpointing = resumable(

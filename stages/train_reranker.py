@@ -40,7 +40,7 @@ from vdr.stage import parse_args, stage_process
 from vdr.training.launch import relaunch_distributed
 from vdr.training.lora import prepare
 from vdr.training.pairs import labelled_pairs
-from vdr.training.trainer import resumable, save, set_dropout, train, training_arguments
+from vdr.training.trainer import resumable, save, train, training_arguments
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def main(paths: Paths) -> None:
         model = load_reranker(params.models.reranker, params.models, max_length=config.max_length)
     with fields_under("train_reranker"):
         keep_first_layers(model, config.num_layers)  # train_reranker.num_layers: a smaller reranker, same checkpoint
-    set_dropout(model, config.dropout)
     adapter = prepare(model, config, params.models.reranker, "train_reranker")
 
     # 2. Labelled pairs from the mined negatives; the last eval_queries rows are held out for the evaluator

@@ -142,7 +142,9 @@ def test_vdr_eval_scores_a_saved_multi_vector_model_by_maxsim(dataset, tmp_path)
     assert (held_out["queries"], held_out["pages"]) == (3, 5) and "dims" not in metrics
 
     # saved as a LoRA adapter (lora.merge: false): rebuilt on its base with the saved projection and token limits
-    adapter = prepare(model, SimpleNamespace(freeze_vision=False, lora=Lora(r=4, alpha=8)), MODEL, "train_multivector")
+    adapter = prepare(
+        model, SimpleNamespace(dropout=None, freeze_vision=False, lora=Lora(r=4, alpha=8)), MODEL, "train_multivector"
+    )
     write_model(model, tmp_path / "adapter", adapter)
     (tmp_path / "out").mkdir()
     again = vdr_eval(dataset, tmp_path / "out", model=str(tmp_path / "adapter"))["retrieve"]

