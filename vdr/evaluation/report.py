@@ -97,7 +97,7 @@ def length_sentence(limit: dict) -> str:
     within = f", at most the model's own {own}" if own else ""
     return sentence + (
         f", a limit chosen from the training pages (max_seq_length auto: the shortest multiple of 32 that holds "
-        f"{limit['coverage']:.0%} of them whole{within}; {limit['pages_longer']:.0%} of them are longer)."
+        f"generate.length_coverage of them whole{within}; {limit['pages_longer']:.0%} of them are longer)."
     )
 
 

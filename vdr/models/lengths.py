@@ -105,6 +105,15 @@ def measure_lengths(texts: list[str], embedder: str, coverage: float) -> dict:
     }
 
 
+def limit_record(measured: dict) -> dict:
+    """What data/pages/lengths.json holds, and the stages read: the limit, the model's own and the share of pages
+    longer; all set by the pages, the tokenizer and the limit, so a change that leaves the limit as it was (another
+    coverage giving the same multiple of 32) leaves the file, and every stage after generate, as they were."""
+    return {
+        key: measured[key] for key in ("max_seq_length", "model_max_seq_length", "pages_longer") if key in measured
+    }
+
+
 def not_measured(page_input: str) -> dict:
     """lengths.json when the models read page images: their image tokens are never cut, so nothing is measured."""
     return {"page_input": page_input, "max_seq_length": None}
