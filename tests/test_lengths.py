@@ -41,11 +41,11 @@ def test_the_limit_is_the_shortest_multiple_of_32_holding_the_share_within_the_m
 
 
 def test_the_stages_read_only_what_sets_the_limit():
-    """data/pages/lengths.json: another coverage that gives the same limit leaves it, and every stage after
-    generate, as they were; the figures go to metrics/generate.json."""
+    """data/pages/lengths.json: another coverage that gives the same limit leaves it, metrics/generate.json and every
+    stage after generate as they were."""
     texts = [text_of(n) for n in (10, 20, 40, 300)]
     ninety, ninety_nine = (measure_lengths(texts, MINILM, coverage=c) for c in (0.9, 0.99))
-    assert ninety != ninety_nine and limit_record(ninety) == limit_record(ninety_nine)
+    assert ninety == ninety_nine  # the same limit: nothing generate writes changes
     assert limit_record(ninety) == {"max_seq_length": 256, "model_max_seq_length": 256, "pages_longer": 0.25}
     assert limit_record(not_measured("image")) == {"max_seq_length": None}
 

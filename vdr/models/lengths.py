@@ -77,8 +77,9 @@ def choose_limit(counts: list[int], coverage: float, limit: int | None) -> int:
 
 
 def measure_lengths(texts: list[str], embedder: str, coverage: float) -> dict:
-    """The figures data/pages/lengths.json holds: the pages' token lengths in `embedder`'s tokenizer, the model's
-    own limit, and the limit `auto` resolves to (`max_seq_length`)."""
+    """The pages' token lengths in `embedder`'s tokenizer, the model's own limit, and the limit `auto` resolves to
+    (`max_seq_length`), for metrics/generate.json; `coverage` itself is a parameter, not echoed, so another coverage
+    that gives the same limit changes nothing generate writes."""
     if not texts:
         raise ValueError("no training page to measure: the token limit `auto` is chosen from the training pages")
     from transformers import AutoTokenizer
@@ -99,7 +100,6 @@ def measure_lengths(texts: list[str], embedder: str, coverage: float) -> dict:
             "max": counts[-1],
         },
         "model_max_seq_length": limit,
-        "coverage": coverage,
         "max_seq_length": chosen,
         "pages_longer": round(sum(count > chosen for count in counts) / len(counts), 4),
     }
