@@ -105,12 +105,15 @@ def main(paths: Paths) -> None:
     )
     generate = params.generate
     # 0. The training pages' token lengths, and the limit max_seq_length auto stands for (vdr/models/lengths.py)
-    measured = measure_training_pages(paths, params)
+    if not paths.rendered.is_dir():
+        raise FileNotFoundError(f"{paths.rendered}: not found; run `dvc repro render` first")
+    train = read_table(paths.rendered / "train")
+    measured = measure_training_pages(train, paths, params)
     lengths = limit_record(measured)  # data/pages/lengths.json; the figures go to metrics/generate.json
     if lengths["max_seq_length"] is not None:
         params = with_limit(params, lengths["max_seq_length"], "measured on the training pages")
     if generate.backend == "none":  # the source's own queries; a validation split carved from the training rows
-        sizes = pass_through(paths.rendered, paths.output, generate, params.render.shard_size, lengths)
+        sizes = pass_through(train, paths.rendered, paths.output, generate, params.render.shard_size, lengths)
         write_json(
             paths.metrics, {"backend": "none", "queries": "the source's own", **sizes, "token_lengths": measured}
         )
@@ -118,7 +121,6 @@ def main(paths: Paths) -> None:
         return
 
     # 1. The pages of the training and the held-out documents, and the seeded sample of each to ask
-    train = read_table(paths.rendered / "train")
     corpus = read_table(paths.rendered / "eval" / "corpus")
     for table, where in ((train, paths.rendered / "train"), (corpus, paths.rendered / "eval" / "corpus")):
         require_columns(table, ["id", "document", "image", "text"], where)
@@ -233,15 +235,12 @@ def main(paths: Paths) -> None:
     print_counts(sizes, counts)
 
 
-def measure_training_pages(paths: Paths, params) -> dict:
+def measure_training_pages(train: pa.Table, paths: Paths, params) -> dict:
     """The training pages' token lengths, as the models read them (text layer, OCR where it is empty), in the
     embedder's tokenizer, and the limit chosen for max_seq_length auto; pages read as images are not measured."""
     if params.models.page_input == "image":
         return not_measured(params.models.page_input)
-    where = paths.rendered / "train"
-    if not where.is_dir():
-        raise FileNotFoundError(f"{where}: not found; run `dvc repro render` first")
-    texts = read_pages(read_table(where), "text", where, paths.ocr_cache, paths.ocr_workers)
+    texts = read_pages(train, "text", paths.rendered / "train", paths.ocr_cache, paths.ocr_workers)
     with fields_under("models"):
         lengths = measure_lengths(texts, params.models.embedder, params.generate.length_coverage)
     tokens = lengths["tokens"]
@@ -331,13 +330,10 @@ def link_or_copy_tree(source: Path, destination: Path, ignore=None) -> None:
     shutil.copytree(source, destination, copy_function=link_or_copy, ignore=ignore)
 
 
-def pass_through(rendered: Path, output: Path, generate, shard_size: int, lengths: dict) -> dict:
+def pass_through(train: pa.Table, rendered: Path, output: Path, generate, shard_size: int, lengths: dict) -> dict:
     """data/rendered as data/pages (hard links where possible), but for the validation split: a seeded share of the
-    training pages (each its own document) moved out of train/ into validation/; and `lengths`. Returns the
-    counts."""
-    if not rendered.is_dir():
-        raise FileNotFoundError(f"{rendered}: not found; run `dvc repro render` first")
-    train = read_table(rendered / "train")
+    training pages (`train`, read from data/rendered/train, each its own document) moved out of train/ into
+    validation/; and `lengths`. Returns the counts."""
     page_ids = train["id"].to_pylist()
     held = validation_documents(page_ids, generate.validation_share, generate.seed)
     in_validation = pa.array([page in held for page in page_ids], type=pa.bool_())

@@ -41,10 +41,10 @@ def token_limit(asked, used: int | None, path: Path) -> dict:
     return record
 
 
-def auto_keys(params) -> list[str]:
-    """The `section.max_seq_length` keys of `params` set to auto."""
+def auto_sections(params) -> list[str]:
+    """The sections of `params` (those it holds) whose max_seq_length is auto."""
     return [
-        f"{name}.max_seq_length"
+        name
         for name in MEASURED_LENGTH_SECTIONS
         if getattr(getattr(params, name, None), "max_seq_length", None) == AUTO
     ]
@@ -53,16 +53,16 @@ def auto_keys(params) -> list[str]:
 def with_measured_lengths(params, path: Path):
     """`params` with every max_seq_length that is auto replaced by the measured limit in `path`; unchanged (and
     `path` not read) when none is auto."""
-    if not auto_keys(params):
+    if not auto_sections(params):
         return params
     return with_limit(params, read_measured_limit(path), f"measured in {path}")
 
 
 def with_limit(params, limit: int, where: str):
     """`params` with every max_seq_length that is auto replaced by `limit`, said once on the stage's output."""
-    keys = auto_keys(params)
-    names = [key.split(".")[0] for key in keys]
+    names = auto_sections(params)
+    if names:
+        keys = ", ".join(f"{name}.max_seq_length" for name in names)
+        print(f"max_seq_length auto: {limit} tokens ({keys}; {where})")
     sections = {name: getattr(params, name).model_copy(update={"max_seq_length": limit}) for name in names}
-    if keys:
-        print(f"max_seq_length auto: {limit} tokens ({', '.join(keys)}; {where})")
     return params.model_copy(update=sections)

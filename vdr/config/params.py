@@ -15,11 +15,12 @@ from pydantic import ConfigDict, Field, model_validator
 from vdr.config.evaluation import Encode, Evaluate, Search
 from vdr.config.fetch import Fetch
 from vdr.config.generate import Generate
+from vdr.config.lengths import auto_sections
 from vdr.config.mining import Mine, MineReranker
 from vdr.config.models import Models
 from vdr.config.publish import Publish
 from vdr.config.render import Render
-from vdr.config.section import MEASURED_LENGTH_SECTIONS, Sections, read_params, validated
+from vdr.config.section import Sections, read_params, validated
 from vdr.config.training import TrainEmbedder, TrainMultivector, TrainReranker
 
 
@@ -54,7 +55,7 @@ class Params(Sections):
 
     @model_validator(mode="after")
     def _measured_lengths_of_text(self):
-        auto = [name for name in MEASURED_LENGTH_SECTIONS if getattr(self, name).max_seq_length == "auto"]
+        auto = auto_sections(self)
         if auto and self.models.page_input == "image":
             raise ValueError(
                 f"{auto[0]}.max_seq_length: auto measures the pages' text in tokens, but pages are read as images "

@@ -4,12 +4,12 @@
     measured["max_seq_length"]     # 256: the limit every `auto` key of params.yaml resolves to
 
 The generate stage measures what the models read of the training pages (their text layer, OCR where it is empty)
-with the embedder's own tokenizer, and writes the figures to data/pages/lengths.json; embed_base, mine,
-train_embedder, mine_reranker, evaluate and publish read the one limit from there (vdr/config/lengths.py), so the
-embedder is mined with, trained, scored and published at the same length. The rule: the smallest multiple of 32
-tokens that holds `coverage` of the training pages whole, and never more than the model's own limit (the
-max_seq_length sentence-transformers loads it with: what a user running the untouched model gets), so the finetuned
-model is never scored on less of a long page than the base model as it is reads.
+with the embedder's own tokenizer: the figures go to metrics/generate.json, the limit (`limit_record`) to
+data/pages/lengths.json; embed_base, mine, train_embedder, mine_reranker, evaluate and publish read the one limit
+from there (vdr/config/lengths.py), so the embedder is mined with, trained, scored and published at the same length.
+The rule: the smallest multiple of 32 tokens that holds `coverage` of the training pages whole, and never more than
+the model's own limit (the max_seq_length sentence-transformers loads it with: what a user running the untouched
+model gets), so the finetuned model is never scored on less of a long page than the base model as it is reads.
 """
 
 from __future__ import annotations
