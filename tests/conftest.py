@@ -29,10 +29,16 @@ def pytest_xdist_auto_num_workers(config):
 def pytest_collection_modifyitems(config, items):
     """Files with a test marked `minutes` first, then files with end-to-end tests, then the rest (stable otherwise):
     the long files handed out first, the test processes finish together, the short ones filling the gaps, rather than
-    one process running a long file last while the others wait."""
+    one process running a long file last while the others wait. pytest-xdist hands out files in this order
+    (`--no-loadscope-reorder` in pyproject.toml; by default it would reorder them by their number of tests).
+
+    Among the long files, the first to ask for the shared tiny pipeline (`tiny_pipeline`, built once) leads, and the
+    others that ask for it go last: they start once it is built, rather than a test process waiting for it idle."""
     minutes = {item.path for item in items if item.get_closest_marker("minutes")}
     e2e = {item.path for item in items if item.get_closest_marker("e2e")}
-    items.sort(key=lambda item: (item.path not in minutes, item.path not in e2e))
+    readers = [item.path for item in items if item.path in minutes and "tiny_pipeline" in item.fixturenames]
+    waits = set(readers[1:]) - set(readers[:1])
+    items.sort(key=lambda item: (item.path not in minutes, item.path in waits, item.path not in e2e))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,8 @@
 """The check stage: the whole params.yaml and the environment, before any stage's outputs are removed."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -23,6 +25,21 @@ def test_the_committed_params_pass_with_a_constant_marker(tmp_path, monkeypatch)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     main(Paths(params=params_file(tmp_path), output=tmp_path / "check.json"))
     assert json.loads((tmp_path / "check.json").read_text()) == PASSED
+
+
+@pytest.mark.e2e  # the stage script as a subprocess
+def test_without_a_gpu_the_check_never_imports_torch(tmp_path, stage_env):
+    """The check runs on every `dvc repro`: with no GPU visible it decides `encode.devices: auto` and `bf16: auto`
+    without torch, whose import would cost it more than its work (about 1.5 s against 0.3 s)."""
+    watch = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
+        "print('torch imported:', 'torch' in sys.modules)"
+    )
+    script = [str(REPO / "stages/check.py"), "--params", str(params_file(tmp_path)), "--output", str(tmp_path / "c")]
+    env = stage_env | {"CUDA_VISIBLE_DEVICES": ""}  # as on a machine without a GPU, whatever this one has
+    result = subprocess.run([sys.executable, "-c", watch, *script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "every section valid" in result.stdout and "torch imported: False" in result.stdout
 
 
 def test_a_misspelled_section_stops_the_check(tmp_path):

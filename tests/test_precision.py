@@ -56,13 +56,13 @@ def test_a_gpu_decides_when_there_is_one(monkeypatch):
     import torch
 
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
-    monkeypatch.setattr(precision, "nvidia_device", lambda: True)
+    monkeypatch.setattr(precision, "gpu_may_be_visible", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert precision.native_bf16() is True
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # a pre-Ampere GPU
     assert precision.native_bf16() is False
-    monkeypatch.setattr(precision, "nvidia_device", lambda: False)  # no NVIDIA device: torch is not asked
+    monkeypatch.setattr(precision, "gpu_may_be_visible", lambda: False)  # no GPU: torch is not asked
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
     assert precision.native_bf16() is True
 

@@ -40,16 +40,20 @@ def native_bf16_cpu(flags: set[str] | None = None, environ=os.environ) -> bool:
     return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
-def nvidia_device() -> bool:
-    """Whether an NVIDIA GPU may be visible, decided without importing torch (reading params stays light)."""
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")  # NVIDIA's driver; AMD's ROCm (torch.cuda there too)
+
+
+def gpu_may_be_visible() -> bool:
+    """Whether torch may see a GPU, decided without importing torch when no GPU driver is there: reading params and
+    the check stage stay light (importing torch costs about a second a process)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    return "torch" in sys.modules or Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
+    return "torch" in sys.modules or any(Path(path).exists() for path in GPU_DEVICE_FILES)
 
 
 def native_bf16() -> bool:
     """Whether the device the stages run on computes bf16 natively: the CUDA GPU when there is one, else the CPU."""
-    if nvidia_device():
+    if gpu_may_be_visible():
         import torch
 
         if torch.cuda.is_available():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from vdr.config.precision import gpu_may_be_visible
 from vdr.errors import FieldError
 
 
@@ -17,6 +18,8 @@ def resolve_devices(setting) -> list[str]:
     """The devices `setting` (`auto` or a list, checked by vdr/config/evaluation.py) names on this machine: [] for the
     model's own device (auto with fewer than two CUDA devices), else the list, each checked to exist here (else
     FieldError naming `devices`)."""
+    if setting == "auto" and not gpu_may_be_visible():
+        return []  # no GPU driver here: one process, and no torch import (the check stage runs on every repro)
     import torch
 
     if setting == "auto":
