@@ -9,6 +9,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
 
 import shutil
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
@@ -53,9 +54,12 @@ def stage_env():
 
 
 @pytest.fixture(scope="session")
-def tiny_vlms(tmp_path_factory):
-    """A tiny random Qwen3-VL embedder and reranker (tests/support/tiny_vlm.py), built once: tests only read them."""
-    return build(tmp_path_factory.mktemp("tiny_vlm"))
+def tiny_vlms(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny random Qwen3-VL embedder and reranker (tests/support/tiny_vlm.py), built once per test run and shared
+    by the test processes (built_once below): tests only read them."""
+    _, folders = built_once(tmp_path_factory, "tiny_vlm", lambda folder: "\n".join(map(str, build(folder))))
+    embedder, reranker = folders.splitlines()
+    return Path(embedder), Path(reranker)
 
 
 @pytest.fixture(scope="session")
