@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config, items):
     minutes = {item.path for item in items if item.get_closest_marker("minutes")}
     e2e = {item.path for item in items if item.get_closest_marker("e2e")}
     readers = [item.path for item in items if item.path in minutes and "tiny_pipeline" in item.fixturenames]
-    waits = set(readers[1:]) - set(readers[:1])
+    waits = set(readers) - set(readers[:1])  # every reader but the first
     items.sort(key=lambda item: (item.path not in minutes, item.path in waits, item.path not in e2e))
 
 
